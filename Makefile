@@ -1,0 +1,21 @@
+# Two commands on a fresh machine: `make run` (the service on SQLite, port 8080) and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+PORT ?= 8080
+
+$(BIN)/hypercorn: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+.PHONY: run test bench
+run: $(BIN)/hypercorn
+	$(BIN)/hypercorn cloudrun.app:app --bind 127.0.0.1:$(PORT)
+
+test: $(BIN)/hypercorn
+	$(BIN)/python -m pytest -q
+
+bench: $(BIN)/hypercorn
+	$(BIN)/python bench/load.py

@@ -1,0 +1,1 @@
+"""The Cloud Run shell: a Quart app over core.Relay."""

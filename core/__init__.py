@@ -1,0 +1,1 @@
+"""Framework-free core of the WeChat customer-service relay."""

@@ -1,0 +1,47 @@
+"""Safe body parsing: JSON or XML sniffed from the first byte, never from Content-Type."""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+from xml.parsers.expat import ExpatError
+
+import xmltodict
+
+from core.errors import BadRequest
+
+_DTD = re.compile(rb"<!(DOCTYPE|ENTITY)", re.IGNORECASE)
+
+
+def parse_xml(body: bytes) -> dict[str, Any]:
+    """Parse an XML document into {root: {...}}; refuse DTDs and entities (XXE, billion laughs)."""
+    if _DTD.search(body):
+        raise BadRequest("XML with a DOCTYPE or ENTITY declaration is refused")
+    try:
+        parsed = xmltodict.parse(body, disable_entities=True)
+    except (ExpatError, ValueError) as exc:
+        raise BadRequest(f"malformed XML: {exc}") from None
+    if not isinstance(parsed, dict) or len(parsed) != 1:
+        raise BadRequest("XML must have one root element")
+    return parsed
+
+
+def parse_json_object(body: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"malformed JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise BadRequest("the JSON body must be an object")
+    return value
+
+
+def sniff(body: bytes) -> dict[str, Any]:
+    """A JSON object, or the fields under the XML root element."""
+    stripped = body.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if stripped.startswith(b"{"):
+        return parse_json_object(stripped)
+    if stripped.startswith(b"<"):
+        root = next(iter(parse_xml(stripped).values()))
+        return root if isinstance(root, dict) else {}
+    raise BadRequest("the body is neither JSON nor XML")

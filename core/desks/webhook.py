@@ -1,0 +1,83 @@
+"""The webhook desk: signed JSON to the company's own system, signed replies back (docs/webhook-desk.md)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from core import signing
+from core.bodies import parse_json_object
+from core.desks.base import Callback, Desk, Thread
+from core.errors import BadRequest
+from core.http import check_status, send
+from core.models import AgentReply, Conversation, UserMessage, split_conversation_id
+from core.web import Request, Response
+
+REPLY_KINDS = {
+    "text": ("text",),
+    "image": ("image_base64",),
+    "link": ("title", "url"),
+    "miniprogrampage": ("title", "pagepath", "thumb_media_id"),
+    "typing": ("command",),
+}
+OPTIONAL = ("description", "thumb_url")
+
+
+class WebhookDesk(Desk):
+    name = "webhook"
+    callback_paths = ("/webhook/reply",)
+
+    def parse_callback(self, request: Request) -> Callback:
+        secret = self.settings.webhook.secret or ""
+        signing.verify(secret, request.header("x-relay-timestamp"), request.header("x-relay-signature"),
+                       request.body, self.clock())
+        return Callback(Response.json({"status": "accepted"}, 202), [self._reply(parse_json_object(request.body))],
+                        duplicate_response=Response.json({"status": "duplicate"}))
+
+    def _reply(self, data: dict[str, Any]) -> AgentReply:
+        reply_id, kind = data.get("id"), data.get("type", "text")
+        if not isinstance(reply_id, str) or not reply_id or len(reply_id) > 128:
+            raise BadRequest("id must be a string of 1 to 128 characters")
+        if kind not in REPLY_KINDS:
+            raise BadRequest(f"type must be one of {', '.join(REPLY_KINDS)}")
+        user = split_conversation_id(str(data.get("conversation_id", ""))) or (data.get("app_id"), data.get("openid"))
+        if not all(isinstance(part, str) and part for part in user):
+            raise BadRequest("name the user with conversation_id, or app_id and openid")
+        fields = {}
+        for name in REPLY_KINDS[kind] + OPTIONAL:
+            value = data.get(name)
+            if name in REPLY_KINDS[kind] and (not isinstance(value, str) or not value):
+                raise BadRequest(f"a {kind} reply needs {name}")
+            if value is not None:
+                fields[name] = str(value)
+        if kind == "typing" and fields["command"] not in ("Typing", "CancelTyping"):
+            raise BadRequest("command must be Typing or CancelTyping")
+        return AgentReply(id=reply_id, desk=self.name, app_id=user[0], openid=user[1], kind=kind, **fields)
+
+    async def deliver(self, message: UserMessage, conversation: Conversation) -> Thread | None:
+        event: dict[str, Any] = {"event": "message", "id": message.id, "conversation_id": message.conversation_id,
+                                 "app_id": message.app_id, "openid": message.openid, "created_at": message.created_at}
+        if message.kind == "session":
+            event.update(event="session", session_from=message.session_from)
+        elif message.kind == "text":
+            event.update(type="text", text=message.text or "")
+        elif message.kind == "image":
+            event.update(type="image", pic_url=message.pic_url, media_id=message.media_id)
+        elif message.kind == "miniprogrampage":
+            event.update(type="miniprogrampage", title=message.title, appid=message.appid,
+                         pagepath=message.pagepath, thumb_url=message.thumb_url, thumb_media_id=message.thumb_media_id)
+        else:
+            event.update(type="other", msgtype=message.msgtype, text=message.notice())
+        await self._post(event)
+        return None
+
+    async def undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str) -> None:
+        await self._post({"event": "undeliverable", "id": f"undeliverable:{reply.id}", "reply_id": reply.id,
+                          "conversation_id": reply.conversation_id, "app_id": reply.app_id, "openid": reply.openid,
+                          "reason": reason, "errcode": errcode, "detail": detail})
+
+    async def _post(self, event: dict[str, Any]) -> None:
+        body = json.dumps(event, ensure_ascii=False).encode()
+        timestamp = str(int(self.clock()))
+        headers = {"content-type": "application/json; charset=utf-8", "x-relay-timestamp": timestamp,
+                   "x-relay-signature": signing.sign(self.settings.webhook.secret or "", timestamp, body)}
+        check_status(await send(self.http, "POST", self.settings.webhook.url or "", content=body, headers=headers))

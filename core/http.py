@@ -1,0 +1,47 @@
+"""One httpx.AsyncClient factory and the mapping of transport outcomes to delivery errors."""
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from core.errors import PermanentDeliveryError, TransientDeliveryError
+
+RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+
+
+def make_client() -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, connect=5.0),
+        limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        trust_env=False,
+    )
+
+
+async def send(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """Make a request; a network failure becomes TransientDeliveryError."""
+    try:
+        return await client.request(method, url, **kwargs)
+    except httpx.TransportError as exc:
+        raise TransientDeliveryError(f"{method} {_safe(url)}: {type(exc).__name__}") from None
+
+
+def check_status(response: httpx.Response) -> httpx.Response:
+    """2xx passes; 408/429/5xx are transient; any other status is permanent."""
+    if response.is_success:
+        return response
+    where = f"{response.request.method} {_safe(str(response.request.url))}"
+    retry_after = _retry_after(response)
+    if response.status_code in RETRYABLE_STATUS:
+        raise TransientDeliveryError(f"{where}: HTTP {response.status_code}", retry_after=retry_after)
+    raise PermanentDeliveryError(f"{where}: HTTP {response.status_code}")
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after", "")
+    return float(value) if value.isdigit() else None
+
+
+def _safe(url: str) -> str:
+    """A URL for logs: without its query (tokens live there)."""
+    return url.split("?", 1)[0]

@@ -1,0 +1,133 @@
+"""The outbox worker: leases due jobs (one per lane at a time, so order holds per conversation), runs
+them, and retries transient failures with exponential backoff and jitter until `retry_for` runs out."""
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import socket
+import time
+from typing import Awaitable, Callable
+
+from core import logs
+from core.errors import PermanentDeliveryError, TransientDeliveryError
+from core.metrics import Metrics
+from core.models import Job
+from core.store import SqlStore
+
+log = logs.get("outbox")
+POLL_SECONDS = 1.0
+MAX_BACKOFF = 300.0
+PRUNE_EVERY = 3600.0
+DEDUPE_KEEP = 7 * 86400.0
+
+
+def backoff(attempts: int, retry_after: float | None = None) -> float:
+    """Seconds to wait after `attempts` failures: 1, 2, 4 … 300, with jitter in [50 %, 100 %]."""
+    delay = min(MAX_BACKOFF, 2.0 ** attempts) * random.uniform(0.5, 1.0)
+    return max(delay, retry_after or 0.0)
+
+
+class Outbox:
+    def __init__(self, store: SqlStore, handler: Callable[[Job], Awaitable[None]], metrics: Metrics, *,
+                 concurrency: int, lease: float, retry_for: float, clock: Callable[[], float] = time.time) -> None:
+        self.store, self.handler, self.metrics, self.clock = store, handler, metrics, clock
+        self.concurrency, self.lease, self.retry_for = concurrency, lease, retry_for
+        self.owner = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self._wake = asyncio.Event()
+        self._running: set[asyncio.Task[None]] = set()
+        self._pruned_at = 0.0
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Deliver until cancelled; on cancel, let running jobs finish for a moment."""
+        try:
+            while True:
+                self._wake.clear()
+                started = await self._start_due()
+                if started and len(self._running) < self.concurrency:
+                    continue  # there may be more due right now
+                try:
+                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
+                except asyncio.TimeoutError:
+                    await self._housekeeping()
+        except asyncio.CancelledError:
+            if self._running:
+                await asyncio.wait(self._running, timeout=5)
+            raise
+
+    async def drain(self, budget: float) -> int:
+        """Run due jobs until none are left or `budget` seconds have passed (cloud functions). Returns jobs run."""
+        deadline, done = time.monotonic() + budget, 0
+        while time.monotonic() < deadline:
+            jobs = await self.store.claim(self.owner, self.clock(), self.concurrency, self.lease)
+            if not jobs:
+                break
+            remaining = deadline - time.monotonic()
+            tasks = [asyncio.ensure_future(self._process(job)) for job in jobs]
+            finished, pending = await asyncio.wait(tasks, timeout=max(0.0, remaining))
+            for task in pending:  # their leases expire and another run takes them over
+                task.cancel()
+            done += len(finished)
+        return done
+
+    async def _start_due(self) -> int:
+        free = self.concurrency - len(self._running)
+        if free <= 0:
+            return 0
+        try:
+            jobs = await self.store.claim(self.owner, self.clock(), free, self.lease)
+        except Exception:
+            log.exception("outbox claim failed; the store may be unreachable")
+            return 0
+        for job in jobs:
+            task = asyncio.create_task(self._process(job))
+            self._running.add(task)
+            task.add_done_callback(self._finished)
+        return len(jobs)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wake.set()
+
+    async def _process(self, job: Job) -> None:
+        fields = {"job": job.id, "kind": job.kind, "lane": job.lane, "attempt": job.attempts + 1}
+        try:
+            await self.handler(job)
+        except TransientDeliveryError as exc:
+            await self._retry(job, str(exc), exc.retry_after, fields)
+        except PermanentDeliveryError as exc:
+            self.metrics.deliveries.labels(job.kind, "dead").inc()
+            log.error("job dead-lettered", extra={**fields, "error": str(exc), "errcode": exc.errcode})
+            await self.store.give_up(job, self.owner, str(exc))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: keep the job, retry it later, say so loudly
+            log.exception("job failed unexpectedly", extra=fields)
+            await self._retry(job, f"{type(exc).__name__}: {exc}", None, fields)
+        else:
+            self.metrics.deliveries.labels(job.kind, "ok").inc()
+            await self.store.complete(job, self.owner)
+
+    async def _retry(self, job: Job, error: str, retry_after: float | None, fields: dict[str, object]) -> None:
+        now = self.clock()
+        if now - job.first_at >= self.retry_for:
+            self.metrics.deliveries.labels(job.kind, "dead").inc()
+            log.error("job dead-lettered after retrying", extra={**fields, "error": error})
+            await self.store.give_up(job, self.owner, error)
+            return
+        delay = backoff(job.attempts, retry_after)
+        self.metrics.deliveries.labels(job.kind, "retry").inc()
+        log.warning("job will be retried", extra={**fields, "error": error, "in_seconds": round(delay, 1)})
+        await self.store.retry_later(job, self.owner, now + delay, error)
+
+    async def _housekeeping(self) -> None:
+        now = self.clock()
+        if now - self._pruned_at >= PRUNE_EVERY:
+            self._pruned_at = now
+            try:
+                await self.store.prune_received(now - DEDUPE_KEEP)
+            except Exception:
+                log.exception("pruning old dedupe keys failed")

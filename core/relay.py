@@ -1,0 +1,234 @@
+"""Relay: every route of the service, push intake, and the outbox job handlers."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from typing import Callable
+
+import httpx
+
+from core import logs
+from core.bodies import sniff
+from core.config import Settings
+from core.desks import REGISTRY, Desk
+from core.errors import BadRequest, ConfigError, Forbidden, MethodNotAllowed, NotFound, RecipientUnreachable, \
+    RelayError, TooLarge, UnknownRecipient
+from core.http import make_client
+from core.metrics import Metrics
+from core.models import WINDOW_SECONDS, AgentReply, Job, UserMessage
+from core.outbox import Outbox
+from core.store import SqlStore, open_store
+from core.web import SUCCESS, Request, Response
+from core.wechat import crypto
+from core.wechat.api import WeChatApi
+from core.wechat.push import Identity, identity_from_headers, is_probe, parse_message
+
+log = logs.get("relay")
+SESSION_WINDOW = 60  # after user_enter_tempsession: 2 messages within 1 minute
+UNDELIVERABLE_LOG = {"window_closed", "quota_exhausted"}
+
+
+class Relay:
+    def __init__(self, settings: Settings, store: SqlStore, http: httpx.AsyncClient,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings, self.store, self.http, self.clock = settings, store, http, clock
+        self.metrics = Metrics()
+        self.wechat = WeChatApi(settings.wechat, http, self.metrics, clock)
+        self.check(settings)
+        self.desks: dict[str, Desk] = {name: REGISTRY[name](settings, http, clock) for name in settings.desks_in_use()}
+        self.callback_routes = {path: desk for desk in self.desks.values() for path in desk.callback_paths}
+        self.outbox = Outbox(store, self._run_job, self.metrics, concurrency=settings.worker_concurrency,
+                             lease=settings.lease_seconds, retry_for=settings.retry_for, clock=clock)
+        if not self.desks:
+            log.warning("no desk is configured (RELAY_DESK): pushes are stored and acknowledged, not relayed")
+
+    @staticmethod
+    def check(settings: Settings) -> None:
+        """Refuse settings that name a desk this version does not have."""
+        for name in settings.desks_in_use():
+            if name not in REGISTRY:
+                raise ConfigError(f"RELAY_DESK/RELAY_ROUTES name the {name} desk, which this version does not have")
+
+    @classmethod
+    async def start(cls, settings: Settings) -> Relay:
+        logs.setup(settings.log_level)
+        store = await open_store(settings.database_url)
+        return cls(settings, store, make_client())
+
+    async def close(self) -> None:
+        await self.http.aclose()
+        await self.store.close()
+
+    # -- routes -----------------------------------------------------------------------------------
+    async def handle(self, request: Request) -> Response:
+        try:
+            if len(request.body) > self.settings.max_body:
+                raise TooLarge(f"body over {self.settings.max_body} bytes")
+            if request.path == "/":
+                return await self._wechat(request)
+            if request.path == "/healthz":
+                return await self._health()
+            if request.path == "/metrics":
+                return Response(200, self.metrics.render(await self.store.depth()),
+                                {"content-type": self.metrics.content_type})
+            desk = self.callback_routes.get(request.path)
+            if desk is None:
+                raise NotFound("no such route (or its desk is not configured)")
+            if request.method != "POST":
+                raise MethodNotAllowed("use POST")
+            return await self._desk_callback(desk, request)
+        except RelayError as exc:
+            return self.refuse(request.path, exc)
+
+    def refuse(self, path: str, error: RelayError) -> Response:
+        """A refusal: one log line and a JSON error body; nothing is stored."""
+        self.metrics.refused.labels(path if path in ("/", *self.callback_routes) else "other", str(error.status)).inc()
+        log.warning("request refused", extra={"path": path, "status": error.status, "error": error.message})
+        return Response.json({"error": error.message}, error.status)
+
+    async def _health(self) -> Response:
+        try:
+            await self.store.ping()
+        except Exception as exc:
+            log.error("health check: store unreachable", extra={"error": type(exc).__name__})
+            return Response.json({"status": "unavailable", "store": "unreachable"}, 503)
+        return Response.json({"status": "ok", "store": "reachable"})
+
+    async def _wechat(self, request: Request) -> Response:
+        query = request.query
+        if "signature" in query:
+            return await self._developer_server(request)
+        if request.method != "POST":
+            raise MethodNotAllowed("POST pushes here; GET is the developer-server URL check and needs signature")
+        fields = sniff(request.body) if request.body.strip() != b"CheckContainerPath" else None
+        if is_probe(request.body, fields):
+            self.metrics.pushes.labels("probe").inc()
+            log.info("CheckContainerPath probe answered")
+            return SUCCESS
+        if self.settings.wechat.push_trust == "header" and not (
+                request.header("x-wx-source") or request.header("x-wx-sources")):
+            raise Forbidden("push without an x-wx-source header (set WX_PUSH_TRUST=network if public access is off)")
+        return await self.accept_push(fields or {}, identity_from_headers(request.headers))
+
+    async def _developer_server(self, request: Request) -> Response:
+        wx, query = self.settings.wechat, request.query
+        if not wx.token:
+            raise Forbidden("developer-server mode is off: WX_TOKEN is not set")
+        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        crypto.check_signature(query.get("signature"), wx.token, timestamp, nonce)
+        if request.method == "GET":
+            return Response.text(query.get("echostr", ""))
+        if request.method != "POST":
+            raise MethodNotAllowed("use GET or POST")
+        fields = sniff(request.body)
+        if query.get("encrypt_type", "").lower() == "aes":
+            if not wx.aes_key or not wx.appid:
+                raise Forbidden("safe-mode push but WX_AES_KEY/WX_APPID are not set")
+            encrypt = fields.get("Encrypt")
+            if not isinstance(encrypt, str):
+                raise BadRequest("safe-mode push without Encrypt")
+            crypto.check_signature(query.get("msg_signature"), wx.token, timestamp, nonce, encrypt)
+            fields = sniff(crypto.decrypt(encrypt, wx.aes_key, wx.appid).encode())
+        return await self.accept_push(fields, Identity(app_id=wx.appid))
+
+    async def accept_push(self, fields: dict[str, object], identity: Identity) -> Response:
+        """Store a push (dedupe, conversation, delivery job) in one commit, then acknowledge."""
+        message = parse_message(fields, identity, self.settings.wechat.appid)
+        now = self.clock()
+        routed = self._route(message)
+        window = SESSION_WINDOW if message.kind == "session" else WINDOW_SECONDS
+        jobs = [(f"in:{message.conversation_id}", "deliver", message.to_json())] if self.desks else []
+        fresh = await self.store.accept(message.id, now, jobs, conversation=(
+            message.app_id, message.openid, message.from_appid, routed, min(message.created_at, now) + window))
+        self.metrics.pushes.labels("accepted" if fresh else "duplicate").inc()
+        log.info("push accepted" if fresh else "duplicate push acknowledged",
+                 extra={"id": message.id, "kind": message.kind, "openid": message.openid})
+        if fresh and jobs:
+            self.outbox.wake()
+        return SUCCESS
+
+    def _route(self, message: UserMessage) -> str | None:
+        """The desk RELAY_ROUTES picks for a session opened from a matching SessionFrom."""
+        if message.kind == "session" and message.session_from is not None:
+            for prefix, desk in self.settings.routes:
+                if message.session_from.startswith(prefix):
+                    return desk
+        return None
+
+    async def _desk_callback(self, desk: Desk, request: Request) -> Response:
+        callback = desk.parse_callback(request)
+        fresh = 0
+        for reply in callback.replies:
+            if desk.needs_known_recipient and await self.store.conversation(reply.app_id, reply.openid) is None:
+                raise UnknownRecipient(f"no conversation {reply.conversation_id}")
+            lane = f"out:{reply.conversation_id}" if reply.openid else f"out:{desk.name}:{reply.id}"
+            fresh += await self.store.accept(f"reply:{desk.name}:{reply.id}", self.clock(),
+                                             [(lane, "send", reply.to_json())])
+        self.metrics.callbacks.labels(desk.name, "accepted" if fresh or not callback.replies else "duplicate").inc()
+        if fresh:
+            self.outbox.wake()
+        log.info("desk callback accepted", extra={"desk": desk.name, "replies": len(callback.replies), "new": fresh})
+        if callback.replies and not fresh and callback.duplicate_response:
+            return callback.duplicate_response
+        return callback.response
+
+    # -- outbox jobs ------------------------------------------------------------------------------
+    async def _run_job(self, job: Job) -> None:
+        if job.kind == "deliver":
+            await self._deliver(UserMessage.from_json(job.payload))
+        elif job.kind == "send":
+            await self._send(AgentReply.from_json(job.payload))
+        elif job.kind == "undeliverable":
+            await self._tell_undeliverable(job.payload)
+        else:
+            raise ValueError(f"unknown job kind {job.kind!r}")
+
+    async def _deliver(self, message: UserMessage) -> None:
+        conversation = await self.store.conversation(message.app_id, message.openid)
+        desk = self.desks.get((conversation and conversation.desk) or self.settings.desk or "")
+        if desk is None or conversation is None:
+            log.warning("no desk for this conversation; message kept, not relayed", extra={"id": message.id})
+            return
+        thread = await desk.deliver(message, conversation)
+        if thread is not None and thread != conversation.thread:
+            await self.store.set_thread(message.app_id, message.openid, desk.name, thread)
+        log.info("delivered to desk", extra={"id": message.id, "desk": desk.name})
+
+    async def _send(self, reply: AgentReply) -> None:
+        if not reply.openid:
+            app_id, openid = await self.desks[reply.desk].resolve_recipient(reply)
+            reply = dataclasses.replace(reply, app_id=app_id, openid=openid)
+        conversation = await self.store.conversation(reply.app_id, reply.openid)
+        if conversation is None:
+            return await self._undeliverable(reply, "unknown_user", None, "no conversation with this user")
+        try:
+            if self.clock() > conversation.window_until:
+                raise RecipientUnreachable("48-hour window closed", reason="window_closed")
+            await self.wechat.send_reply(reply, conversation.from_appid)
+        except RecipientUnreachable as exc:
+            if exc.reason in UNDELIVERABLE_LOG:
+                await self.store.close_window(reply.app_id, reply.openid)
+            await self._undeliverable(reply, exc.reason, exc.errcode, str(exc))
+            return
+        log.info("reply sent", extra={"reply": reply.id, "desk": reply.desk, "kind": reply.kind})
+
+    async def _undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str) -> None:
+        self.metrics.deliveries.labels("send", "undeliverable").inc()
+        log.warning("reply not delivered to the user", extra={
+            "reply": reply.id, "desk": reply.desk, "reason": reason, "errcode": errcode})
+        if reply.kind == "typing":
+            return
+        payload = json.dumps({"reply": json.loads(reply.to_json()), "reason": reason, "errcode": errcode,
+                              "detail": detail}, ensure_ascii=False)
+        await self.store.enqueue([(f"in:{reply.conversation_id}", "undeliverable", payload)], self.clock())
+        self.outbox.wake()
+
+    async def _tell_undeliverable(self, payload: str) -> None:
+        notice = json.loads(payload)
+        reply = AgentReply.from_json(json.dumps(notice["reply"]))
+        desk = self.desks.get(reply.desk)
+        if desk is None:
+            log.warning("the desk of an undeliverable reply is no longer configured", extra={"desk": reply.desk})
+            return
+        await desk.undeliverable(reply, notice["reason"], notice["errcode"], notice["detail"])

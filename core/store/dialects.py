@@ -1,0 +1,112 @@
+"""What differs between SQLite and MySQL/MariaDB: connecting, DDL, upserts, placeholders."""
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any, Callable
+from urllib.parse import unquote, urlsplit
+
+
+@dataclass(frozen=True)
+class Dialect:
+    name: str
+    connect: Callable[[], Any]
+    threads: int
+    integrity_errors: tuple[type[BaseException], ...]
+    ddl: tuple[str, ...]
+    upsert_conversation: str
+    begin: str | None  # statement that opens a write transaction, or None to use conn.begin()
+
+    def sql(self, statement: str) -> str:
+        return statement if self.name == "sqlite" else statement.replace("?", "%s")
+
+
+_TABLES = {
+    "schema_version": "(version INTEGER NOT NULL PRIMARY KEY)",
+    "received": "(dedupe_key VARCHAR(191) NOT NULL PRIMARY KEY, received_at DOUBLE NOT NULL)",
+    "conversations": (
+        "(app_id VARCHAR(64) NOT NULL, openid VARCHAR(128) NOT NULL, from_appid VARCHAR(64),"
+        " desk VARCHAR(32), thread TEXT, window_until DOUBLE NOT NULL DEFAULT 0,"
+        " created_at DOUBLE NOT NULL, PRIMARY KEY (app_id, openid))"
+    ),
+}
+_JOBS_COLUMNS = (
+    "lane VARCHAR(191) NOT NULL, kind VARCHAR(32) NOT NULL, payload {payload} NOT NULL,"
+    " status VARCHAR(16) NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,"
+    " due_at DOUBLE NOT NULL, first_at DOUBLE NOT NULL, lease_owner VARCHAR(64), lease_until DOUBLE,"
+    " last_error TEXT"
+)
+
+_UPSERT_VALUES = "INSERT INTO conversations (app_id, openid, from_appid, desk, window_until, created_at) VALUES (?, ?, ?, ?, ?, ?) "
+
+
+def sqlite_dialect(path: str) -> Dialect:
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=10)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")  # durable across process crashes; MySQL for machine crashes
+        conn.execute("PRAGMA busy_timeout=10000")
+        return conn
+
+    ddl = tuple(f"CREATE TABLE IF NOT EXISTS {name} {body}" for name, body in _TABLES.items()) + (
+        "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, "
+        + _JOBS_COLUMNS.format(payload="TEXT") + ")",
+        "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, due_at)",
+        "CREATE INDEX IF NOT EXISTS jobs_lane ON jobs (lane, status, id)",
+    )
+    return Dialect(
+        name="sqlite",
+        connect=connect,
+        threads=1,
+        integrity_errors=(sqlite3.IntegrityError,),
+        ddl=ddl,
+        upsert_conversation=_UPSERT_VALUES + (
+            "ON CONFLICT (app_id, openid) DO UPDATE SET"
+            " from_appid = COALESCE(excluded.from_appid, conversations.from_appid),"
+            " desk = COALESCE(excluded.desk, conversations.desk),"
+            " window_until = MAX(conversations.window_until, excluded.window_until)"
+        ),
+        begin="BEGIN IMMEDIATE",
+    )
+
+
+def mysql_dialect(url: str) -> Dialect:
+    import pymysql
+
+    parts = urlsplit(url)
+    database = parts.path.lstrip("/") or "relay"
+
+    def connect() -> Any:
+        return pymysql.connect(
+            host=parts.hostname or "127.0.0.1", port=parts.port or 3306,
+            user=unquote(parts.username or "root"), password=unquote(parts.password or ""),
+            database=database, charset="utf8mb4", autocommit=True, connect_timeout=5,
+            init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+        )
+
+    suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    ddl = tuple(f"CREATE TABLE IF NOT EXISTS {name} {body}{suffix}" for name, body in _TABLES.items()) + (
+        "CREATE TABLE IF NOT EXISTS jobs (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
+        + _JOBS_COLUMNS.format(payload="MEDIUMTEXT")
+        + ", INDEX jobs_due (status, due_at), INDEX jobs_lane (lane, status, id))" + suffix,
+    )
+    return Dialect(
+        name="mysql",
+        connect=connect,
+        threads=4,
+        integrity_errors=(pymysql.err.IntegrityError,),
+        ddl=ddl,
+        upsert_conversation=_UPSERT_VALUES + (
+            "ON DUPLICATE KEY UPDATE"
+            " from_appid = COALESCE(VALUES(from_appid), from_appid),"
+            " desk = COALESCE(VALUES(desk), desk),"
+            " window_until = GREATEST(window_until, VALUES(window_until))"
+        ),
+        begin=None,
+    )
+
+
+def dialect_for(url: str) -> Dialect:
+    if url.startswith("sqlite:///"):
+        return sqlite_dialect(url[len("sqlite:///"):])
+    return mysql_dialect(url)

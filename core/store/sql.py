@@ -1,0 +1,198 @@
+"""SqlStore: every operation is one short transaction on a worker thread, so the event loop never blocks."""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterable, TypeVar
+
+from core.models import Conversation, Job
+from core.store.dialects import Dialect, dialect_for
+
+T = TypeVar("T")
+SCHEMA_VERSION = 1
+
+NewJob = tuple[str, str, str]  # (lane, kind, payload)
+
+
+class SqlStore:
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self._pool = ThreadPoolExecutor(dialect.threads, thread_name_prefix=f"store-{dialect.name}")
+        self._local = threading.local()
+        self._connections: list[Any] = []
+        self._lock = threading.Lock()
+
+    # -- plumbing ---------------------------------------------------------------------------------
+    def _conn(self) -> Any:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._local.conn = self.dialect.connect()
+            with self._lock:
+                self._connections.append(conn)
+        elif self.dialect.name == "mysql":
+            conn.ping(reconnect=True)
+        return conn
+
+    def _exec(self, cur: Any, statement: str, params: Iterable[Any] = ()) -> Any:
+        cur.execute(self.dialect.sql(statement), tuple(params))
+        return cur
+
+    async def _run(self, fn: Callable[[Any], T], *, write: bool = True) -> T:
+        def work() -> T:
+            conn = self._conn()
+            cur = conn.cursor()
+            try:
+                if write:
+                    if self.dialect.begin:
+                        cur.execute(self.dialect.begin)
+                    else:
+                        conn.begin()
+                result = fn(cur)
+                if write:
+                    conn.commit()
+                return result
+            except BaseException:
+                if write:
+                    conn.rollback()
+                raise
+            finally:
+                cur.close()
+
+        return await asyncio.get_running_loop().run_in_executor(self._pool, work)
+
+    async def open(self) -> None:
+        """Create or upgrade the schema."""
+
+        def migrate(cur: Any) -> None:
+            for statement in self.dialect.ddl:
+                cur.execute(statement)
+            row = self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()
+            if (row[0] or 0) < SCHEMA_VERSION:
+                try:
+                    self._exec(cur, "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION,))
+                except self.dialect.integrity_errors:
+                    pass  # another replica migrated at the same moment
+
+        await self._run(migrate, write=False)
+
+    async def close(self) -> None:
+        def close_all() -> None:
+            with self._lock:
+                for conn in self._connections:
+                    try:
+                        conn.close()
+                    except Exception:
+                        pass
+                self._connections.clear()
+
+        await asyncio.get_running_loop().run_in_executor(None, close_all)
+        self._pool.shutdown(wait=False)
+
+    async def ping(self) -> None:
+        await self._run(lambda cur: self._exec(cur, "SELECT 1").fetchone(), write=False)
+
+    # -- intake -----------------------------------------------------------------------------------
+    async def accept(self, dedupe_key: str, now: float, jobs: list[NewJob],
+                     conversation: tuple[str, str, str | None, str | None, float] | None = None) -> bool:
+        """Record a push or a desk reply once, with its conversation touch and its jobs, atomically.
+
+        `conversation` is (app_id, openid, from_appid, desk, window_until): desk and from_appid only
+        overwrite when not None; window_until only moves forward. False means a duplicate."""
+
+        def tx(cur: Any) -> bool:
+            try:
+                self._exec(cur, "INSERT INTO received (dedupe_key, received_at) VALUES (?, ?)", (dedupe_key, now))
+            except self.dialect.integrity_errors:
+                return False
+            if conversation:
+                self._exec(cur, self.dialect.upsert_conversation, (*conversation, now))
+            self._insert_jobs(cur, jobs, now)
+            return True
+
+        return await self._run(tx)
+
+    def _insert_jobs(self, cur: Any, jobs: list[NewJob], now: float) -> None:
+        for lane, kind, payload in jobs:
+            self._exec(cur, "INSERT INTO jobs (lane, kind, payload, due_at, first_at) VALUES (?, ?, ?, ?, ?)",
+                       (lane, kind, payload, now, now))
+
+    async def enqueue(self, jobs: list[NewJob], now: float) -> None:
+        await self._run(lambda cur: self._insert_jobs(cur, jobs, now))
+
+    # -- conversations ----------------------------------------------------------------------------
+    async def conversation(self, app_id: str, openid: str) -> Conversation | None:
+        def read(cur: Any) -> Conversation | None:
+            row = self._exec(cur, "SELECT from_appid, desk, thread, window_until FROM conversations"
+                                  " WHERE app_id = ? AND openid = ?", (app_id, openid)).fetchone()
+            if row is None:
+                return None
+            return Conversation(app_id, openid, row[0], row[1], json.loads(row[2]) if row[2] else None, row[3])
+
+        return await self._run(read, write=False)
+
+    async def set_thread(self, app_id: str, openid: str, desk: str, thread: dict[str, Any]) -> None:
+        await self._run(lambda cur: self._exec(
+            cur, "UPDATE conversations SET desk = ?, thread = ? WHERE app_id = ? AND openid = ?",
+            (desk, json.dumps(thread, ensure_ascii=False), app_id, openid)))
+
+    async def close_window(self, app_id: str, openid: str) -> None:
+        """WeChat said the window is closed (45015) or its quota used (45047): until the user writes."""
+        await self._run(lambda cur: self._exec(
+            cur, "UPDATE conversations SET window_until = 0 WHERE app_id = ? AND openid = ?", (app_id, openid)))
+
+    # -- outbox -----------------------------------------------------------------------------------
+    async def claim(self, owner: str, now: float, limit: int, lease: float) -> list[Job]:
+        """Lease up to `limit` due jobs, each the oldest pending one of its lane (order per lane)."""
+
+        def tx(cur: Any) -> list[Job]:
+            rows = self._exec(cur, (
+                "SELECT id, lane, kind, payload, attempts, first_at FROM jobs j"
+                " WHERE status = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
+                " AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.lane = j.lane AND p.status = 'pending'"
+                " AND p.id < j.id) ORDER BY id LIMIT ?"), (now, now, limit)).fetchall()
+            claimed = []
+            for row in rows:
+                cur2 = self._exec(cur, (
+                    "UPDATE jobs SET lease_owner = ?, lease_until = ? WHERE id = ? AND status = 'pending'"
+                    " AND (lease_until IS NULL OR lease_until < ?)"), (owner, now + lease, row[0], now))
+                if cur2.rowcount == 1:
+                    claimed.append(Job(*row))
+            return claimed
+
+        return await self._run(tx, write=self.dialect.name == "sqlite")
+
+    async def complete(self, job: Job, owner: str) -> None:
+        await self._run(lambda cur: self._exec(
+            cur, "DELETE FROM jobs WHERE id = ? AND lease_owner = ?", (job.id, owner)))
+
+    async def retry_later(self, job: Job, owner: str, due_at: float, error: str) -> None:
+        await self._run(lambda cur: self._exec(cur, (
+            "UPDATE jobs SET attempts = attempts + 1, due_at = ?, lease_owner = NULL, lease_until = NULL,"
+            " last_error = ? WHERE id = ? AND lease_owner = ?"), (due_at, error[:2000], job.id, owner)))
+
+    async def give_up(self, job: Job, owner: str, error: str) -> None:
+        await self._run(lambda cur: self._exec(cur, (
+            "UPDATE jobs SET status = 'dead', attempts = attempts + 1, lease_owner = NULL, lease_until = NULL,"
+            " last_error = ? WHERE id = ? AND lease_owner = ?"), (error[:2000], job.id, owner)))
+
+    async def depth(self) -> dict[str, int]:
+        rows = await self._run(lambda cur: self._exec(
+            cur, "SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall(), write=False)
+        return {"pending": 0, "dead": 0, **{status: count for status, count in rows}}
+
+    async def next_due(self) -> float | None:
+        row = await self._run(lambda cur: self._exec(
+            cur, "SELECT MIN(due_at) FROM jobs WHERE status = 'pending'").fetchone(), write=False)
+        return row[0]
+
+    async def prune_received(self, before: float) -> int:
+        return await self._run(lambda cur: self._exec(
+            cur, "DELETE FROM received WHERE received_at < ?", (before,)).rowcount)
+
+
+async def open_store(url: str) -> SqlStore:
+    store = SqlStore(dialect_for(url))
+    await store.open()
+    return store

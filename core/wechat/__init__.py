@@ -1,0 +1,1 @@
+"""WeChat: push parsing, developer-server crypto, and the customer-service send API."""

@@ -1,0 +1,110 @@
+"""A small recording HTTP server on 127.0.0.1 that answers from a per-path script."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Callable
+from urllib.parse import parse_qsl, urlsplit
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+    status: int = 0  # what the fake answered
+    answer: Any = None
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+Answer = tuple[int, Any]  # (status, JSON value or bytes)
+
+
+@dataclass
+class FakeServer:
+    """Subclasses implement `answer(recorded) -> (status, body)`; `script(path, *answers)` queues
+    answers that take precedence (e.g. 503, 503, then the default)."""
+
+    requests: list[Recorded] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._scripts: dict[str, deque[Answer]] = defaultdict(deque)
+        self._lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self) -> None:
+                fake._serve(self)
+
+            do_GET = do_PUT = do_PATCH = do_DELETE = do_POST
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.httpd.server_address[1]}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def script(self, path: str, *answers: Answer) -> None:
+        with self._lock:
+            self._scripts[path].extend(answers)
+
+    def answer(self, recorded: Recorded) -> Answer:
+        return 200, {}
+
+    def received(self, path: str, ok_only: bool = True) -> list[Recorded]:
+        """Requests to `path`; by default only those the fake answered with a 2xx (delivered)."""
+        with self._lock:
+            return [r for r in self.requests if r.path == path and (200 <= r.status < 300 or not ok_only)]
+
+    def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+        """Poll `predicate` until truthy or fail after `timeout` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            value = predicate()
+            if value:
+                return value
+            time.sleep(0.02)
+        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+    def _serve(self, handler: BaseHTTPRequestHandler) -> None:
+        length = int(handler.headers.get("content-length") or 0)
+        body = handler.rfile.read(length) if length else b""
+        parts = urlsplit(handler.path)
+        recorded = Recorded(handler.command, parts.path, dict(parse_qsl(parts.query)),
+                            {k.lower(): v for k, v in handler.headers.items()}, body)
+        with self._lock:
+            scripted = self._scripts[parts.path].popleft() if self._scripts[parts.path] else None
+        status, value = scripted or self.answer(recorded)
+        recorded.status, recorded.answer = status, value
+        with self._lock:
+            self.requests.append(recorded)
+        self._reply(handler, status, value)
+
+    @staticmethod
+    def _reply(handler: BaseHTTPRequestHandler, status: int, value: Any) -> None:
+        data = value if isinstance(value, bytes) else json.dumps(value, ensure_ascii=False).encode()
+        handler.send_response(status)
+        handler.send_header("content-type", "application/json")
+        handler.send_header("content-length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
