@@ -27,12 +27,15 @@ class SqlStore:
     # -- plumbing ---------------------------------------------------------------------------------
     def _conn(self) -> Any:
         conn = getattr(self._local, "conn", None)
+        if conn is not None and self.dialect.name == "mysql":
+            try:
+                conn.ping()  # MySQL drops idle connections; reconnect rather than fail the call
+            except Exception:
+                conn = None
         if conn is None:
             conn = self._local.conn = self.dialect.connect()
             with self._lock:
                 self._connections.append(conn)
-        elif self.dialect.name == "mysql":
-            conn.ping(reconnect=True)
         return conn
 
     def _exec(self, cur: Any, statement: str, params: Iterable[Any] = ()) -> Any:

@@ -34,6 +34,7 @@ class FakeServer:
     answers that take precedence (e.g. 503, 503, then the default)."""
 
     requests: list[Recorded] = field(default_factory=list)
+    down: int | None = None  # when set, every unscripted request gets this status (an outage)
 
     def __post_init__(self) -> None:
         self._scripts: dict[str, deque[Answer]] = defaultdict(deque)
@@ -94,6 +95,8 @@ class FakeServer:
                             {k.lower(): v for k, v in handler.headers.items()}, body)
         with self._lock:
             scripted = self._scripts[parts.path].popleft() if self._scripts[parts.path] else None
+        if scripted is None and self.down:
+            scripted = (self.down, {"error": "outage"})
         status, value = scripted or self.answer(recorded)
         recorded.status, recorded.answer = status, value
         with self._lock:

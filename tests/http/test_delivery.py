@@ -1,0 +1,154 @@
+"""Delivery from the outbox: desk outages, WeChat errcodes, the 48 h window, tokens, reply types."""
+from __future__ import annotations
+
+import base64
+import json
+import time
+
+import httpx
+
+from tests.conftest import fresh_push
+from tests.fakes.wechat import SEND, TOKEN, UPLOAD
+from tests.fakes.webhook import HOOK, post_reply
+
+HEADERS = {"x-wx-source": "other", "x-wx-appid": "wxapp0000000001"}
+CONVERSATION = "wxapp0000000001:fromUser"
+
+
+def push_text(service, text: str, msg_id: int, openid: str = "fromUser", created: int | None = None) -> None:
+    body = fresh_push("wechat/push.text.json", Content=text, MsgId=msg_id, FromUserName=openid)
+    if created is not None:
+        body = json.dumps({**json.loads(body), "CreateTime": created}).encode()
+    assert service.post("/", body, HEADERS).text == "success"
+
+
+def reply(service, reply_id: str, text: str, **extra) -> httpx.Response:
+    return post_reply(service.url, {"id": reply_id, "conversation_id": CONVERSATION, "type": "text", "text": text,
+                                    **extra})
+
+
+def test_desk_outage_delays_but_loses_nothing_and_keeps_order(start_service, desk):
+    desk.script(HOOK, (503, {}), (503, {}))
+    service = start_service()
+    for n in range(5):
+        push_text(service, f"m{n}", n + 1)
+    desk.wait_for(lambda: len(desk.events("message")) == 5, timeout=20, what="five messages after the outage")
+    assert [e["text"] for e in desk.events("message")] == [f"m{n}" for n in range(5)]
+    assert len(desk.received(HOOK, ok_only=False)) == 7  # two refused attempts, then each once
+
+
+def test_transient_wechat_error_retried_then_sent_once(start_service, wechat, desk):
+    wechat.script(SEND, (200, {"errcode": -1, "errmsg": "system busy"}), (502, b"bad gateway"))
+    service = start_service()
+    push_text(service, "hello", 1)
+    desk.wait_for(lambda: desk.events("message"))
+    reply(service, "r1", "first")
+    reply(service, "r2", "second")
+    wechat.wait_for(lambda: len(wechat.sends()) == 2, timeout=20, what="both replies")
+    assert wechat.texts_to("fromUser") == ["first", "second"]
+
+
+def test_window_closed_by_wechat_reported_to_desk_and_not_retried(start_service, wechat, desk):
+    wechat.script(SEND, (200, {"errcode": 45015, "errmsg": "response out of time limit"}))
+    service = start_service()
+    push_text(service, "hello", 1)
+    desk.wait_for(lambda: desk.events("message"))
+    reply(service, "late", "too late")
+    notice = desk.wait_for(lambda: desk.events("undeliverable"))[0]
+    assert (notice["reply_id"], notice["reason"], notice["errcode"]) == ("late", "window_closed", 45015)
+    reply(service, "later", "still too late")  # known closed now: not even tried
+    desk.wait_for(lambda: len(desk.events("undeliverable")) == 2)
+    assert len(wechat.received(SEND, ok_only=False)) == 1
+    push_text(service, "I'm back", 2)  # the user writes again: the window reopens
+    reply(service, "welcome", "welcome back")
+    assert wechat.wait_for(lambda: wechat.sends())[0]["text"]["content"] == "welcome back"
+
+
+def test_quota_used_reported_to_desk(start_service, wechat, desk):
+    wechat.script(SEND, (200, {"errcode": 45047, "errmsg": "out of response count limit"}))
+    service = start_service()
+    push_text(service, "hello", 1)
+    desk.wait_for(lambda: desk.events("message"))
+    reply(service, "sixth", "one too many")
+    assert desk.wait_for(lambda: desk.events("undeliverable"))[0]["reason"] == "quota_exhausted"
+
+
+def test_reply_outside_48_hours_not_sent_and_reported(start_service, wechat, desk):
+    service = start_service()
+    push_text(service, "old", 1, created=int(time.time()) - 49 * 3600)
+    desk.wait_for(lambda: desk.events("message"))
+    reply(service, "r", "hello?")
+    notice = desk.wait_for(lambda: desk.events("undeliverable"))[0]
+    assert (notice["reason"], notice["errcode"]) == ("window_closed", None)
+    assert wechat.received(SEND, ok_only=False) == []
+
+
+def test_configuration_error_dead_lettered_loudly(start_service, wechat, desk):
+    wechat.script(SEND, (200, {"errcode": 48001, "errmsg": "api unauthorized"}))
+    service = start_service()
+    push_text(service, "hello", 1)
+    desk.wait_for(lambda: desk.events("message"))
+    reply(service, "r", "hi")
+    wechat.wait_for(lambda: '"job dead-lettered"' in service.logs(), what="the dead letter log line")
+    line = next(json.loads(l) for l in service.logs().splitlines() if '"job dead-lettered"' in l)
+    assert line["level"] == "error" and line["errcode"] == 48001
+    metrics = httpx.get(f"{service.url}/metrics").text
+    assert 'relay_outbox_jobs{status="dead"} 1.0' in metrics
+    assert 'relay_wechat_errors_total{errcode="48001"} 1.0' in metrics
+    assert desk.events("undeliverable") == []
+
+
+def test_stable_token_cached_shared_and_refreshed_once_on_40001(start_service, wechat, desk):
+    wechat.require_token = True
+    service = start_service(WX_APPID="wxapp0000000001", WX_SECRET="s3cret")
+    push_text(service, "hello", 1)
+    desk.wait_for(lambda: desk.events("message"))
+    for n in range(4):
+        reply(service, f"r{n}", f"t{n}")
+    wechat.wait_for(lambda: len(wechat.sends()) == 4)
+    assert len(wechat.received(TOKEN)) == 1
+    assert wechat.received(TOKEN)[0].json() == {"grant_type": "client_credential", "appid": "wxapp0000000001",
+                                                "secret": "s3cret", "force_refresh": False}
+    wechat.expire_token()
+    reply(service, "r4", "after expiry")
+    wechat.wait_for(lambda: len(wechat.sends()) == 5)
+    assert len(wechat.received(TOKEN)) == 2
+    assert "s3cret" not in service.logs()
+
+
+def test_image_link_card_and_typing_replies(start_service, wechat, desk):
+    service = start_service()
+    push_text(service, "hello", 1)
+    desk.wait_for(lambda: desk.events("message"))
+    picture = b"\xff\xd8\xff\xe0fake-jpeg"
+    post_reply(service.url, {"id": "t", "conversation_id": CONVERSATION, "type": "typing", "command": "Typing"})
+    post_reply(service.url, {"id": "i", "conversation_id": CONVERSATION, "type": "image",
+                             "image_base64": base64.b64encode(picture).decode()})
+    post_reply(service.url, {"id": "l", "conversation_id": CONVERSATION, "type": "link", "title": "Order",
+                             "description": "Your order", "url": "https://example.com/o/1", "thumb_url": "https://example.com/t.png"})
+    post_reply(service.url, {"id": "c", "conversation_id": CONVERSATION, "type": "miniprogrampage", "title": "Shop",
+                             "pagepath": "pages/index/index", "thumb_media_id": "THUMB"})
+    wechat.wait_for(lambda: len(wechat.sends()) == 3, what="image, link and card")
+    upload = wechat.received(UPLOAD)[0]
+    assert upload.query == {"type": "image"} and picture in upload.body and b'name="media"' in upload.body
+    assert [s["msgtype"] for s in wechat.sends()] == ["image", "link", "miniprogrampage"]
+    assert wechat.sends()[0]["image"]["media_id"].startswith("MEDIA")
+    assert wechat.sends()[1]["link"]["url"] == "https://example.com/o/1"
+    assert wechat.received("/cgi-bin/message/custom/typing")[0].json() == {"touser": "fromUser", "command": "Typing"}
+
+
+def test_reply_refusals(start_service, desk):
+    service = start_service()
+    push_text(service, "hello", 1)
+    desk.wait_for(lambda: desk.events("message"))
+    unknown = post_reply(service.url, {"id": "x", "conversation_id": "wxapp0000000001:nobody", "text": "?"})
+    assert unknown.status_code == 404
+    forged = post_reply(service.url, {"id": "x", "conversation_id": CONVERSATION, "text": "?"}, secret="wrong")
+    assert forged.status_code == 401
+    stale = post_reply(service.url, {"id": "x", "conversation_id": CONVERSATION, "text": "?"},
+                       timestamp=int(time.time()) - 301)
+    assert stale.status_code == 401
+    assert post_reply(service.url, b"not json").status_code == 400
+    assert post_reply(service.url, {"conversation_id": CONVERSATION, "text": "no id"}).status_code == 400
+    assert httpx.get(f"{service.url}/webhook/reply").status_code == 405
+    assert httpx.post(f"{service.url}/c4c/mashup").status_code == 404  # desk not configured

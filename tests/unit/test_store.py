@@ -1,0 +1,105 @@
+"""The store and outbox on SQLite and MariaDB: dedupe, order per lane, leases, retries, dead letters."""
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from core.store import open_store
+
+NOW = 1_800_000_000.0
+
+
+@pytest.fixture
+async def store(database_url):
+    store = await open_store(database_url)
+    yield store
+    await store.close()
+
+
+async def test_accept_is_atomic_and_dedupes(store):
+    conv = ("wxapp", "user1", None, None, NOW + 100)
+    assert await store.accept("wxapp:1", NOW, [("in:wxapp:user1", "deliver", "{}")], conversation=conv)
+    assert not await store.accept("wxapp:1", NOW, [("in:wxapp:user1", "deliver", "{}")], conversation=conv)
+    assert (await store.depth())["pending"] == 1
+    conversation = await store.conversation("wxapp", "user1")
+    assert (conversation.window_until, conversation.desk) == (NOW + 100, None)
+
+
+async def test_concurrent_duplicates_accepted_once(store):
+    results = await asyncio.gather(*(store.accept("k", NOW, [("lane", "deliver", "{}")]) for _ in range(10)))
+    assert sorted(results) == [False] * 9 + [True]
+    assert (await store.depth())["pending"] == 1
+
+
+async def test_conversation_upsert_keeps_desk_and_moves_window_forward(store):
+    await store.accept("a", NOW, [], conversation=("app", "u", "wxfrom", "webhook", NOW + 500))
+    await store.accept("b", NOW, [], conversation=("app", "u", None, None, NOW + 100))
+    conversation = await store.conversation("app", "u")
+    assert (conversation.from_appid, conversation.desk, conversation.window_until) == ("wxfrom", "webhook", NOW + 500)
+    await store.close_window("app", "u")
+    assert (await store.conversation("app", "u")).window_until == 0
+    await store.set_thread("app", "u", "webhook", {"ticket": "42"})
+    assert (await store.conversation("app", "u")).thread == {"ticket": "42"}
+
+
+async def test_claim_gives_one_job_per_lane_in_order(store):
+    await store.enqueue([("A", "k", "a1"), ("A", "k", "a2"), ("B", "k", "b1")], NOW)
+    first = await store.claim("w1", NOW, 10, 30)
+    assert [job.payload for job in first] == ["a1", "b1"]
+    assert await store.claim("w2", NOW, 10, 30) == []  # a2 waits behind the leased a1
+    await store.complete(first[0], "w1")
+    assert [job.payload for job in await store.claim("w2", NOW, 10, 30)] == ["a2"]
+
+
+async def test_retry_later_blocks_its_lane_until_due(store):
+    await store.enqueue([("A", "k", "a1"), ("A", "k", "a2")], NOW)
+    [job] = await store.claim("w1", NOW, 10, 30)
+    await store.retry_later(job, "w1", NOW + 60, "HTTP 503")
+    assert await store.claim("w1", NOW + 59, 10, 30) == []  # order: a2 must not overtake a1
+    [again] = await store.claim("w1", NOW + 60, 10, 30)
+    assert (again.payload, again.attempts) == ("a1", 1)
+
+
+async def test_expired_lease_is_taken_over_and_late_complete_is_ignored(store):
+    await store.enqueue([("A", "k", "a1")], NOW)
+    [job] = await store.claim("dead-replica", NOW, 10, 30)
+    assert await store.claim("live", NOW + 29, 10, 30) == []
+    [taken] = await store.claim("live", NOW + 31, 10, 30)
+    assert taken.id == job.id
+    await store.complete(job, "dead-replica")  # the old owner wakes up: no effect
+    assert (await store.depth())["pending"] == 1
+    await store.complete(taken, "live")
+    assert (await store.depth())["pending"] == 0
+
+
+async def test_dead_letter_frees_the_lane(store):
+    await store.enqueue([("A", "k", "a1"), ("A", "k", "a2")], NOW)
+    [job] = await store.claim("w", NOW, 10, 30)
+    await store.give_up(job, "w", "HTTP 400")
+    assert (await store.depth()) == {"pending": 1, "dead": 1}
+    assert [j.payload for j in await store.claim("w", NOW, 10, 30)] == ["a2"]
+
+
+async def test_two_workers_claim_disjoint_jobs(store):
+    await store.enqueue([(f"lane{i}", "k", str(i)) for i in range(40)], NOW)
+    a, b = await asyncio.gather(store.claim("a", NOW, 40, 30), store.claim("b", NOW, 40, 30))
+    ids_a, ids_b = {j.id for j in a}, {j.id for j in b}
+    assert not ids_a & ids_b and len(ids_a | ids_b) == 40
+
+
+async def test_prune_received_forgets_old_dedupe_keys(store):
+    await store.accept("old", NOW - 10, [])
+    await store.accept("new", NOW, [])
+    assert await store.prune_received(NOW - 5) == 1
+    assert await store.accept("old", NOW, [])
+    assert not await store.accept("new", NOW, [])
+
+
+async def test_schema_open_is_idempotent(database_url):
+    first = await open_store(database_url)
+    await first.accept("k", NOW, [("l", "k", "p")])
+    await first.close()
+    second = await open_store(database_url)  # upgrade path: tables exist, data kept
+    assert (await second.depth())["pending"] == 1
+    await second.close()
