@@ -4,7 +4,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
 
@@ -37,6 +36,3 @@ def setup(level: str = "info") -> None:
 def get(name: str) -> logging.Logger:
     return logging.getLogger(f"relay.{name}")
 
-
-def monotonic_ms(start: float) -> float:
-    return round((time.monotonic() - start) * 1000, 1)

@@ -93,6 +93,14 @@ class Outbox:
         self._wake.set()
 
     async def _process(self, job: Job) -> None:
+        try:
+            await self._run(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the store failed to record the outcome: the lease expires and the job runs again
+            log.exception("recording a job outcome failed", extra={"job": job.id})
+
+    async def _run(self, job: Job) -> None:
         fields = {"job": job.id, "kind": job.kind, "lane": job.lane, "attempt": job.attempts + 1}
         try:
             await self.handler(job)
