@@ -62,6 +62,7 @@ class WeChatApi:
         self.settings, self.http, self.metrics = settings, http, metrics
         self.token = StableToken(settings, http, clock) if settings.secret else None
         self._typing_path = TYPING_PATHS[0]
+        self.clock, self._started = clock, clock()
 
     async def send_reply(self, reply: AgentReply, from_appid: str | None) -> None:
         """Send one agent reply; raises Transient/Permanent/RecipientUnreachable on failure."""
@@ -119,6 +120,8 @@ class WeChatApi:
                 return data
             self.metrics.wechat_errors.labels(str(code)).inc()
             action = errcodes.action(code)
+            if code == 41001 and not self.token and self.clock() - self._started < errcodes.SIDECAR_GRACE:
+                action = "retry_later"  # Cloud Run's open-API sidecar is not ready in the first moments
             if action == "ignore":
                 return data
             if action == "refresh_token_retry" and token and attempt == 1:

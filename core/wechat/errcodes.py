@@ -29,6 +29,10 @@ ACTIONS: dict[int, str] = {
     40101: "config_error",
 }
 
+# 41001 "access_token missing" also means Cloud Run's open-API sidecar is not up yet: retried, not
+# dead-lettered, for this long after start (its FAQ: "called during container startup").
+SIDECAR_GRACE = 300.0
+
 # How long to wait before retrying, for codes whose wait is known.
 RETRY_AFTER = {"backoff_60s": 60.0, "retry_later": 120.0, "stop_alert": 3600.0}
 TRANSIENT = {"retry_backoff", "backoff_60s", "retry_later", "stop_alert"}

@@ -152,3 +152,14 @@ def test_reply_refusals(start_service, desk):
     assert post_reply(service.url, {"conversation_id": CONVERSATION, "text": "no id"}).status_code == 400
     assert httpx.get(f"{service.url}/webhook/reply").status_code == 405
     assert httpx.post(f"{service.url}/c4c/mashup").status_code == 404  # desk not configured
+
+
+def test_access_token_missing_right_after_start_is_retried(start_service, wechat, desk):
+    """Cloud Run's open-API sidecar may not be ready while the container starts (41001)."""
+    wechat.script(SEND, (200, {"errcode": 41001, "errmsg": "access_token missing"}))
+    service = start_service()
+    push_text(service, "hello", 1)
+    desk.wait_for(lambda: desk.events("message"))
+    reply(service, "r", "hi")
+    assert wechat.wait_for(lambda: wechat.sends(), timeout=15)[0]["text"]["content"] == "hi"
+    assert '"job dead-lettered"' not in service.logs()
