@@ -121,7 +121,7 @@ class WeChatApi:
             self.metrics.wechat_errors.labels(str(code)).inc()
             action = errcodes.action(code)
             if code == 41001 and not self.token and self.clock() - self._started < errcodes.SIDECAR_GRACE:
-                action = "retry_later"  # Cloud Run's open-API sidecar is not ready in the first moments
+                action = "retry_backoff"  # Cloud Run's open-API sidecar is not ready in the first moments
             if action == "ignore":
                 return data
             if action == "refresh_token_retry" and token and attempt == 1:
