@@ -19,3 +19,7 @@ test: $(BIN)/hypercorn
 
 bench: $(BIN)/hypercorn
 	$(BIN)/python bench/load.py
+
+.PHONY: function-zip
+function-zip: $(BIN)/hypercorn
+	$(BIN)/python cloudfunctions/build.py

@@ -99,7 +99,7 @@ class _Reader:
         raw = self.str(name)
         if raw is None:
             return default
-        if not raw.isdigit() or int(raw) <= 0:
+        if not (raw.isascii() and raw.isdigit()) or int(raw) <= 0:
             raise ConfigError(f"{name} must be a positive whole number, not {raw!r}")
         return int(raw)
 

@@ -18,7 +18,7 @@ def verify(secret: str, timestamp: str | None, signature: str | None, body: byte
     """Raise Unauthorized unless the signature matches and the timestamp is within 5 minutes."""
     if not timestamp or not signature:
         raise Unauthorized("missing signature or timestamp header")
-    if not timestamp.isdigit() or abs(now - int(timestamp)) > WINDOW_SECONDS:
+    if not (timestamp.isascii() and timestamp.isdigit()) or abs(now - int(timestamp)) > WINDOW_SECONDS:
         raise Unauthorized("stale or malformed timestamp")
     if not hmac.compare_digest(signature.encode(), sign(secret, timestamp, body).encode()):
         raise Unauthorized("bad signature")

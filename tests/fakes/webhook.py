@@ -35,10 +35,11 @@ class FakeWebhookDesk(FakeServer):
         return [e for e in found if event is None or e["event"] == event]
 
 
-def post_reply(relay_url: str, reply: dict[str, Any] | bytes, secret: str = FakeWebhookDesk.secret,
+def post_reply(relay: Any, reply: dict[str, Any] | bytes, secret: str = FakeWebhookDesk.secret,
                timestamp: int | None = None, signature: str | None = None) -> httpx.Response:
+    """Sign and POST a reply to /webhook/reply of `relay` (anything with the Service.post signature)."""
     body = reply if isinstance(reply, bytes) else json.dumps(reply, ensure_ascii=False).encode()
     ts = str(int(time.time()) if timestamp is None else timestamp)
     headers = {"content-type": "application/json", "x-relay-timestamp": ts,
                "x-relay-signature": signature or sign(secret, ts, body)}
-    return httpx.post(f"{relay_url}/webhook/reply", content=body, headers=headers, timeout=10)
+    return relay.post("/webhook/reply", body, headers)

@@ -23,7 +23,7 @@ def push_text(service, text: str, msg_id: int, openid: str = "fromUser", created
 
 
 def reply(service, reply_id: str, text: str, **extra) -> httpx.Response:
-    return post_reply(service.url, {"id": reply_id, "conversation_id": CONVERSATION, "type": "text", "text": text,
+    return post_reply(service, {"id": reply_id, "conversation_id": CONVERSATION, "type": "text", "text": text,
                                     **extra})
 
 
@@ -121,12 +121,12 @@ def test_image_link_card_and_typing_replies(start_service, wechat, desk):
     push_text(service, "hello", 1)
     desk.wait_for(lambda: desk.events("message"))
     picture = b"\xff\xd8\xff\xe0fake-jpeg"
-    post_reply(service.url, {"id": "t", "conversation_id": CONVERSATION, "type": "typing", "command": "Typing"})
-    post_reply(service.url, {"id": "i", "conversation_id": CONVERSATION, "type": "image",
+    post_reply(service, {"id": "t", "conversation_id": CONVERSATION, "type": "typing", "command": "Typing"})
+    post_reply(service, {"id": "i", "conversation_id": CONVERSATION, "type": "image",
                              "image_base64": base64.b64encode(picture).decode()})
-    post_reply(service.url, {"id": "l", "conversation_id": CONVERSATION, "type": "link", "title": "Order",
+    post_reply(service, {"id": "l", "conversation_id": CONVERSATION, "type": "link", "title": "Order",
                              "description": "Your order", "url": "https://example.com/o/1", "thumb_url": "https://example.com/t.png"})
-    post_reply(service.url, {"id": "c", "conversation_id": CONVERSATION, "type": "miniprogrampage", "title": "Shop",
+    post_reply(service, {"id": "c", "conversation_id": CONVERSATION, "type": "miniprogrampage", "title": "Shop",
                              "pagepath": "pages/index/index", "thumb_media_id": "THUMB"})
     wechat.wait_for(lambda: len(wechat.sends()) == 3, what="image, link and card")
     upload = wechat.received(UPLOAD)[0]
@@ -141,15 +141,15 @@ def test_reply_refusals(start_service, desk):
     service = start_service()
     push_text(service, "hello", 1)
     desk.wait_for(lambda: desk.events("message"))
-    unknown = post_reply(service.url, {"id": "x", "conversation_id": "wxapp0000000001:nobody", "text": "?"})
+    unknown = post_reply(service, {"id": "x", "conversation_id": "wxapp0000000001:nobody", "text": "?"})
     assert unknown.status_code == 404
-    forged = post_reply(service.url, {"id": "x", "conversation_id": CONVERSATION, "text": "?"}, secret="wrong")
+    forged = post_reply(service, {"id": "x", "conversation_id": CONVERSATION, "text": "?"}, secret="wrong")
     assert forged.status_code == 401
-    stale = post_reply(service.url, {"id": "x", "conversation_id": CONVERSATION, "text": "?"},
+    stale = post_reply(service, {"id": "x", "conversation_id": CONVERSATION, "text": "?"},
                        timestamp=int(time.time()) - 301)
     assert stale.status_code == 401
-    assert post_reply(service.url, b"not json").status_code == 400
-    assert post_reply(service.url, {"conversation_id": CONVERSATION, "text": "no id"}).status_code == 400
+    assert post_reply(service, b"not json").status_code == 400
+    assert post_reply(service, {"conversation_id": CONVERSATION, "text": "no id"}).status_code == 400
     assert httpx.get(f"{service.url}/webhook/reply").status_code == 405
     assert httpx.post(f"{service.url}/c4c/mashup").status_code == 404  # desk not configured
 

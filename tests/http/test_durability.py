@@ -26,7 +26,7 @@ def test_sigkill_with_jobs_in_flight_loses_nothing_and_sends_none_twice(start_se
     desk.wait_for(lambda: len(desk.events("message")) == 12, timeout=20)
     for n in range(4):
         for user in USERS:
-            assert post_reply(service.url, {"id": f"{user}-r{n}", "conversation_id": f"wxapp0000000001:{user}",
+            assert post_reply(service, {"id": f"{user}-r{n}", "conversation_id": f"wxapp0000000001:{user}",
                                             "text": f"to {user} #{n}"}).status_code == 202
     wechat.wait_for(lambda: len(wechat.received("/cgi-bin/message/custom/send", ok_only=False)) >= 3)
     desk.down = 503
@@ -56,7 +56,7 @@ def test_two_replicas_on_one_mariadb_deliver_each_message_once(start_service, we
 
     def answer(job):
         index, user, n = job
-        return post_reply(replicas[index % 2].url, {"id": f"{user}-{n}", "conversation_id": f"wxapp0000000001:{user}",
+        return post_reply(replicas[index % 2], {"id": f"{user}-{n}", "conversation_id": f"wxapp0000000001:{user}",
                                                      "text": f"{user}:{n}"}).status_code
 
     replies = [(i, u, n) for i, (u, n) in enumerate((u, n) for n in range(10) for u in USERS)]

@@ -116,7 +116,7 @@ def test_resource_reuse_sends_carry_from_appid(start_service, wechat, desk):
     service.post("/", fresh_push("wechat/push.text.json"), headers)
     event = desk.wait_for(lambda: desk.events("message"))[0]
     assert (event["app_id"], event["openid"]) == ("wx41374d9ae1f0b6d4", "fromUser")  # body FromUserName wins
-    post_reply(service.url, {"id": "r", "conversation_id": event["conversation_id"], "text": "hi"})
+    post_reply(service, {"id": "r", "conversation_id": event["conversation_id"], "text": "hi"})
     wechat.wait_for(lambda: wechat.sends())
     assert wechat.received(SEND)[0].query == {"from_appid": "wx41374d9ae1f0b6d4"}
 

@@ -21,7 +21,7 @@ def test_text_push_reaches_desk_and_reply_reaches_user(start_service, wechat, de
     assert event["id"] == "wx8bd01c9a583478cf:23637352235060881"  # exact 64-bit MsgId, no float rounding
     assert (event["conversation_id"], event["type"], event["text"]) == (CONVERSATION, "text", "回复文本")
 
-    reply = post_reply(service.url, {"id": "r1", "conversation_id": event["conversation_id"], "type": "text",
+    reply = post_reply(service, {"id": "r1", "conversation_id": event["conversation_id"], "type": "text",
                                      "text": "您好"})
     assert reply.status_code == 202, reply.text
     sent = wechat.wait_for(lambda: wechat.sends(), what="the send at WeChat")
@@ -34,10 +34,10 @@ def test_duplicate_reply_id_sent_once(start_service, wechat, desk):
     service.post("/", fresh_push("wechat/cloudrun-push.text.msgid64.json"), CLOUD_RUN)
     desk.wait_for(lambda: desk.events("message"))
     body = {"id": "same", "conversation_id": CONVERSATION, "type": "text", "text": "once"}
-    assert post_reply(service.url, body).status_code == 202
-    second = post_reply(service.url, body)
+    assert post_reply(service, body).status_code == 202
+    second = post_reply(service, body)
     assert (second.status_code, second.json()) == (200, {"status": "duplicate"})
     wechat.wait_for(lambda: wechat.sends())
-    post_reply(service.url, {**body, "id": "marker", "text": "after"})
+    post_reply(service, {**body, "id": "marker", "text": "after"})
     wechat.wait_for(lambda: len(wechat.sends()) == 2, what="the marker send")
     assert wechat.texts_to(OPENID) == ["once", "after"]

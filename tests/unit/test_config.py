@@ -1,0 +1,102 @@
+"""Settings.from_env: SPEC §3 defaults, the Cloud Run MySQL variables, and refusals naming the variable."""
+from __future__ import annotations
+
+from urllib.parse import unquote, urlsplit
+
+import pytest
+
+from core.config import Settings
+from core.errors import ConfigError
+
+WEBHOOK = {"WEBHOOK_URL": "https://desk.example.com/hook", "WEBHOOK_SECRET": "s3cret"}
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"  # 43 characters (vector B)
+MYSQL = {"MYSQL_ADDRESS": "10.0.0.5:3306", "MYSQL_USERNAME": "root", "MYSQL_PASSWORD": "p@ss:w/rd"}
+
+
+def test_empty_environment_gives_spec_defaults():
+    settings = Settings.from_env({})
+    assert settings.database_url == "sqlite:///relay.db"
+    assert settings.wechat.api_base == "http://api.weixin.qq.com"
+    assert settings.wechat.push_trust == "header"
+    assert settings.desk is None
+    assert settings.routes == ()
+    assert settings.max_body == 1 << 20
+    assert settings.desks_in_use() == []
+    assert (settings.wechat.appid, settings.wechat.secret, settings.wechat.token, settings.wechat.aes_key) == \
+        (None, None, None, None)
+
+
+def test_mysql_variables_build_a_url_with_database_relay_and_quoted_password():
+    url = Settings.from_env(MYSQL).database_url
+    assert url == "mysql://root:p%40ss%3Aw%2Frd@10.0.0.5:3306/relay"
+    parts = urlsplit(url)
+    assert (parts.scheme, parts.hostname, parts.port, parts.path) == ("mysql", "10.0.0.5", 3306, "/relay")
+    assert (unquote(parts.username), unquote(parts.password)) == ("root", "p@ss:w/rd")
+
+
+def test_mysql_database_variable_names_the_database():
+    url = Settings.from_env({**MYSQL, "MYSQL_DATABASE": "cs"}).database_url
+    assert urlsplit(url).path == "/cs"
+    assert unquote(urlsplit(url).password) == "p@ss:w/rd"
+
+
+def test_mysql_username_is_quoted_too():
+    url = Settings.from_env({**MYSQL, "MYSQL_USERNAME": "us:er@x"}).database_url
+    assert url == "mysql://us%3Aer%40x:p%40ss%3Aw%2Frd@10.0.0.5:3306/relay"
+    assert (unquote(urlsplit(url).username), urlsplit(url).hostname) == ("us:er@x", "10.0.0.5")
+
+
+def test_database_url_wins_over_mysql_variables():
+    assert Settings.from_env({**MYSQL, "DATABASE_URL": "sqlite:///tmp/x.db"}).database_url == "sqlite:///tmp/x.db"
+
+
+def test_mysql_variables_without_address_keep_sqlite():
+    env = {"MYSQL_USERNAME": "root", "MYSQL_PASSWORD": "pw"}
+    assert Settings.from_env(env).database_url == "sqlite:///relay.db"
+
+
+@pytest.mark.parametrize("env,variable", [
+    ({"WX_PUSH_TRUST": "maybe"}, "WX_PUSH_TRUST"),
+    ({"RELAY_DESK": "zendesk"}, "RELAY_DESK"),
+    ({"RELAY_ROUTES": "bad"}, "RELAY_ROUTES"),
+    ({"RELAY_ROUTES": "vip:zendesk", **WEBHOOK}, "RELAY_ROUTES"),
+    ({"RELAY_MAX_BODY": "-1"}, "RELAY_MAX_BODY"),
+    ({"RELAY_MAX_BODY": "0"}, "RELAY_MAX_BODY"),
+    ({"RELAY_MAX_BODY": "1MB"}, "RELAY_MAX_BODY"),
+    ({"RELAY_MAX_BODY": "²"}, "RELAY_MAX_BODY"),
+    ({"WX_SECRET": "appsecret"}, "WX_APPID"),
+    ({"WX_AES_KEY": AES_KEY[:-1], "WX_TOKEN": "t", "WX_APPID": "wxapp"}, "WX_AES_KEY"),
+    ({"WX_AES_KEY": AES_KEY + "H", "WX_TOKEN": "t", "WX_APPID": "wxapp"}, "WX_AES_KEY"),
+    ({"WX_AES_KEY": AES_KEY, "WX_APPID": "wxapp"}, "WX_TOKEN"),
+    ({"RELAY_DESK": "webhook", "WEBHOOK_SECRET": "s3cret"}, "WEBHOOK_URL"),
+    ({"RELAY_DESK": "webhook", "WEBHOOK_URL": "https://desk.example.com/hook"}, "WEBHOOK_SECRET"),
+    ({"RELAY_ROUTES": "vip:webhook", "WEBHOOK_SECRET": "s3cret"}, "WEBHOOK_URL"),
+    ({"DATABASE_URL": "postgres://x"}, "DATABASE_URL"),
+], ids=["push-trust", "desk", "routes", "routes-desk", "max-body-negative", "max-body-zero", "max-body-unit",
+        "max-body-superscript", "secret-without-appid", "aes-key-short", "aes-key-long", "aes-key-without-token",
+        "webhook-without-url", "webhook-without-secret", "routed-webhook-without-url", "postgres"])
+def test_bad_value_raises_config_error_naming_the_variable(env, variable):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(env)
+    assert variable in str(caught.value)
+
+
+def test_the_bad_values_are_fine_once_corrected():
+    # The refusals above are about the value, not about the variable being set at all.
+    settings = Settings.from_env({"WX_PUSH_TRUST": "network", "RELAY_DESK": "webhook", "RELAY_MAX_BODY": "2048",
+                                  "WX_SECRET": "appsecret", "WX_APPID": "wxapp", "WX_AES_KEY": AES_KEY,
+                                  "WX_TOKEN": "t", "DATABASE_URL": "mysql://u:p@h:3306/d", **WEBHOOK})
+    assert (settings.wechat.push_trust, settings.desk, settings.max_body) == ("network", "webhook", 2048)
+    assert (settings.wechat.aes_key, settings.database_url) == (AES_KEY, "mysql://u:p@h:3306/d")
+    assert (settings.webhook.url, settings.webhook.secret) == ("https://desk.example.com/hook", "s3cret")
+
+
+def test_routes_parse_in_order():
+    settings = Settings.from_env({"RELAY_ROUTES": "vip:webhook,order-:webhook", **WEBHOOK})
+    assert settings.routes == (("vip", "webhook"), ("order-", "webhook"))
+    assert settings.desks_in_use() == ["webhook"]
+
+
+def test_routes_keep_the_order_they_are_given():
+    settings = Settings.from_env({"RELAY_ROUTES": "order-:webhook, vip:webhook", **WEBHOOK})
+    assert [prefix for prefix, _ in settings.routes] == ["order-", "vip"]
