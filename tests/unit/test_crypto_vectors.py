@@ -185,8 +185,8 @@ def test_tampered_ciphertext_is_bad_request(where):
 A_ENCRYPT = A["request"]["body"]["Encrypt"]
 
 
-@pytest.mark.parametrize("encrypt", ["not base64 at all!", "+qdx1OKC*", "", "QUJD", A_ENCRYPT[:40] + "!" + A_ENCRYPT[40:],
-                                     A_ENCRYPT[:40] + "\n" + A_ENCRYPT[40:]],
+@pytest.mark.parametrize("encrypt", ["not base64 at all!", "+qdx1OKC*", "", "QUJD",
+                                     A_ENCRYPT[:40] + "!" + A_ENCRYPT[40:], A_ENCRYPT[:40] + "\n" + A_ENCRYPT[40:]],
                          ids=["text", "bad-char", "empty", "too-short", "valid-with-bang-inside", "valid-with-newline"])
 def test_non_base64_or_short_encrypt_is_bad_request(encrypt):
     with pytest.raises(BadRequest):

@@ -72,8 +72,8 @@ def test_absurdly_deep_json_is_refused_not_crashed():
         sniff(body)
 
 
-@pytest.mark.parametrize("body", [b"<xml><a>1</xml>", b"<xml>", b"<xml></xml><xml></xml>", b"<", b"<xml><a>&nope;</a></xml>",
-                                  TEXT_XML[:-10]],
+@pytest.mark.parametrize("body", [b"<xml><a>1</xml>", b"<xml>", b"<xml></xml><xml></xml>", b"<",
+                                  b"<xml><a>&nope;</a></xml>", TEXT_XML[:-10]],
                          ids=["mismatched", "unclosed", "two-roots", "lone-bracket", "undefined-entity",
                               "truncated-fixture"])
 def test_malformed_xml_is_refused(body):
@@ -91,7 +91,8 @@ def test_xxe_entity_to_etc_passwd_is_refused():
         sniff(XXE)
 
 
-@pytest.mark.parametrize("doctype", [b"<!DOCTYPE xml>", b"<!doctype xml>", b'<!DOCTYPE xml SYSTEM "http://127.0.0.1/x.dtd">'],
+@pytest.mark.parametrize("doctype", [b"<!DOCTYPE xml>", b"<!doctype xml>",
+                                     b'<!DOCTYPE xml SYSTEM "http://127.0.0.1/x.dtd">'],
                          ids=["upper", "lower", "external"])
 def test_doctype_without_entities_is_refused(doctype):
     with pytest.raises(BadRequest):
@@ -108,7 +109,8 @@ def test_doctype_words_typed_by_a_user_inside_cdata_are_text():
     assert sniff(body)["Content"] == '<!DOCTYPE html><!ENTITY x "y"><p>hi</p>'
 
 
-@pytest.mark.parametrize("prefix", [b"\xef\xbb\xbf", b"  \r\n\t", b"\xef\xbb\xbf\n  "], ids=["bom", "whitespace", "both"])
+@pytest.mark.parametrize("prefix", [b"\xef\xbb\xbf", b"  \r\n\t", b"\xef\xbb\xbf\n  "],
+                         ids=["bom", "whitespace", "both"])
 @pytest.mark.parametrize("body", [TEXT_XML, TEXT_JSON], ids=["xml", "json"])
 def test_bom_and_leading_whitespace_are_tolerated(prefix, body):
     fields = sniff(prefix + body)
