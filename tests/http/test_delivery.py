@@ -22,6 +22,14 @@ def push_text(service, text: str, msg_id: int, openid: str = "fromUser", created
     assert service.post("/", body, HEADERS).text == "success"
 
 
+def open_conversation(start_service, desk, **env: str):
+    """A running service with one user who wrote just now, seen by the desk."""
+    service = start_service(**env)
+    push_text(service, "hello", 1)
+    desk.wait_for(lambda: desk.events("message"))
+    return service
+
+
 def reply(service, reply_id: str, text: str, **extra) -> httpx.Response:
     return post_reply(service, {"id": reply_id, "conversation_id": CONVERSATION, "type": "text", "text": text,
                                     **extra})
@@ -39,9 +47,7 @@ def test_desk_outage_delays_but_loses_nothing_and_keeps_order(start_service, des
 
 def test_transient_wechat_error_retried_then_sent_once(start_service, wechat, desk):
     wechat.script(SEND, (200, {"errcode": -1, "errmsg": "system busy"}), (502, b"bad gateway"))
-    service = start_service()
-    push_text(service, "hello", 1)
-    desk.wait_for(lambda: desk.events("message"))
+    service = open_conversation(start_service, desk)
     reply(service, "r1", "first")
     reply(service, "r2", "second")
     wechat.wait_for(lambda: len(wechat.sends()) == 2, timeout=20, what="both replies")
@@ -50,9 +56,7 @@ def test_transient_wechat_error_retried_then_sent_once(start_service, wechat, de
 
 def test_window_closed_by_wechat_reported_to_desk_and_not_retried(start_service, wechat, desk):
     wechat.script(SEND, (200, {"errcode": 45015, "errmsg": "response out of time limit"}))
-    service = start_service()
-    push_text(service, "hello", 1)
-    desk.wait_for(lambda: desk.events("message"))
+    service = open_conversation(start_service, desk)
     reply(service, "late", "too late")
     notice = desk.wait_for(lambda: desk.events("undeliverable"))[0]
     assert (notice["reply_id"], notice["reason"], notice["errcode"]) == ("late", "window_closed", 45015)
@@ -66,9 +70,7 @@ def test_window_closed_by_wechat_reported_to_desk_and_not_retried(start_service,
 
 def test_quota_used_reported_to_desk(start_service, wechat, desk):
     wechat.script(SEND, (200, {"errcode": 45047, "errmsg": "out of response count limit"}))
-    service = start_service()
-    push_text(service, "hello", 1)
-    desk.wait_for(lambda: desk.events("message"))
+    service = open_conversation(start_service, desk)
     reply(service, "sixth", "one too many")
     assert desk.wait_for(lambda: desk.events("undeliverable"))[0]["reason"] == "quota_exhausted"
 
@@ -85,9 +87,7 @@ def test_reply_outside_48_hours_not_sent_and_reported(start_service, wechat, des
 
 def test_configuration_error_dead_lettered_loudly(start_service, wechat, desk):
     wechat.script(SEND, (200, {"errcode": 48001, "errmsg": "api unauthorized"}))
-    service = start_service()
-    push_text(service, "hello", 1)
-    desk.wait_for(lambda: desk.events("message"))
+    service = open_conversation(start_service, desk)
     reply(service, "r", "hi")
     wechat.wait_for(lambda: '"job dead-lettered"' in service.logs(), what="the dead letter log line")
     line = next(json.loads(l) for l in service.logs().splitlines() if '"job dead-lettered"' in l)
@@ -100,9 +100,7 @@ def test_configuration_error_dead_lettered_loudly(start_service, wechat, desk):
 
 def test_stable_token_cached_shared_and_refreshed_once_on_40001(start_service, wechat, desk):
     wechat.require_token = True
-    service = start_service(WX_APPID="wxapp0000000001", WX_SECRET="s3cret")
-    push_text(service, "hello", 1)
-    desk.wait_for(lambda: desk.events("message"))
+    service = open_conversation(start_service, desk, WX_APPID="wxapp0000000001", WX_SECRET="s3cret")
     for n in range(4):
         reply(service, f"r{n}", f"t{n}")
     wechat.wait_for(lambda: len(wechat.sends()) == 4)
@@ -117,9 +115,7 @@ def test_stable_token_cached_shared_and_refreshed_once_on_40001(start_service, w
 
 
 def test_image_link_card_and_typing_replies(start_service, wechat, desk):
-    service = start_service()
-    push_text(service, "hello", 1)
-    desk.wait_for(lambda: desk.events("message"))
+    service = open_conversation(start_service, desk)
     picture = b"\xff\xd8\xff\xe0fake-jpeg"
     post_reply(service, {"id": "t", "conversation_id": CONVERSATION, "type": "typing", "command": "Typing"})
     post_reply(service, {"id": "i", "conversation_id": CONVERSATION, "type": "image",
@@ -138,9 +134,7 @@ def test_image_link_card_and_typing_replies(start_service, wechat, desk):
 
 
 def test_reply_refusals(start_service, desk):
-    service = start_service()
-    push_text(service, "hello", 1)
-    desk.wait_for(lambda: desk.events("message"))
+    service = open_conversation(start_service, desk)
     unknown = post_reply(service, {"id": "x", "conversation_id": "wxapp0000000001:nobody", "text": "?"})
     assert unknown.status_code == 404
     forged = post_reply(service, {"id": "x", "conversation_id": CONVERSATION, "text": "?"}, secret="wrong")
@@ -157,9 +151,7 @@ def test_reply_refusals(start_service, desk):
 def test_access_token_missing_right_after_start_is_retried(start_service, wechat, desk):
     """Cloud Run's open-API sidecar may not be ready while the container starts (41001)."""
     wechat.script(SEND, (200, {"errcode": 41001, "errmsg": "access_token missing"}))
-    service = start_service()
-    push_text(service, "hello", 1)
-    desk.wait_for(lambda: desk.events("message"))
+    service = open_conversation(start_service, desk)
     reply(service, "r", "hi")
     assert wechat.wait_for(lambda: wechat.sends(), timeout=15)[0]["text"]["content"] == "hi"
     assert '"job dead-lettered"' not in service.logs()
