@@ -16,7 +16,7 @@ DESK_NAMES = ("webhook", "c4c", "echat", "easemob", "slack")
 @dataclass(frozen=True)
 class WeChatSettings:
     api_base: str = "http://api.weixin.qq.com"
-    push_trust: str = "header"  # "header" or "network"
+    push_trust: str = "header"  # "header", "network" or "signed" (developer-server pushes only)
     appid: str | None = None
     secret: str | None = None
     token: str | None = None
@@ -50,7 +50,7 @@ class Settings:
         get = _Reader(env)
         wechat = WeChatSettings(
             api_base=get.url("WX_API_BASE", "http://api.weixin.qq.com"),
-            push_trust=get.choice("WX_PUSH_TRUST", ("header", "network"), "header"),
+            push_trust=get.choice("WX_PUSH_TRUST", ("header", "network", "signed"), "header"),
             appid=get.str("WX_APPID"),
             secret=get.str("WX_SECRET"),
             token=get.str("WX_TOKEN"),

@@ -106,6 +106,8 @@ class Relay:
             self.metrics.pushes.labels("probe").inc()
             log.info("CheckContainerPath probe answered")
             return SUCCESS
+        if self.settings.wechat.push_trust == "signed":
+            raise Forbidden("unsigned pushes are refused here (WX_PUSH_TRUST=signed): sign with WX_TOKEN")
         if self.settings.wechat.push_trust == "header" and not (
                 request.header("x-wx-source") or request.header("x-wx-sources")):
             raise Forbidden("push without an x-wx-source header (set WX_PUSH_TRUST=network if public access is off)")

@@ -138,3 +138,10 @@ def test_built_zip_runs_alone_in_a_fresh_interpreter(tmp_path, wechat, desk):
     assert done.returncode == 0, done.stderr[-2000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == "success"
     assert [e["text"] for e in desk.events("message")] == ["from the zip"]
+
+
+def test_unsigned_push_over_http_access_refused(function, desk):
+    fn = function()
+    answer = fn.post("/", json.dumps(text_event("forged", "f-1")), {"x-wx-source": "other"})
+    assert answer.status_code == 403 and "signed" in answer.json()["error"]
+    assert desk.events() == []

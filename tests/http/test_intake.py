@@ -140,3 +140,10 @@ def test_message_text_not_logged_at_info(start_service, desk):
     service.post("/", fresh_push("wechat/push.text.json"), HEADERS)
     desk.wait_for(lambda: desk.events())
     assert "this is a test" not in service.logs()
+
+
+def test_signed_trust_refuses_unsigned_pushes(start_service, desk):
+    service = start_service(WX_PUSH_TRUST="signed", WX_TOKEN="AAAAA")
+    answer = service.post("/", fresh_push("wechat/push.text.json"), HEADERS)
+    assert answer.status_code == 403 and "WX_PUSH_TRUST=signed" in answer.json()["error"]
+    assert desk.events() == []
