@@ -51,7 +51,7 @@ def sqlite_dialect(path: str) -> Dialect:
     ddl = tuple(f"CREATE TABLE IF NOT EXISTS {name} {body}" for name, body in _TABLES.items()) + (
         "CREATE TABLE IF NOT EXISTS jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, "
         + _JOBS_COLUMNS.format(payload="TEXT") + ")",
-        "CREATE INDEX IF NOT EXISTS jobs_due ON jobs (status, due_at)",
+        "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id)",
         "CREATE INDEX IF NOT EXISTS jobs_lane ON jobs (lane, status, id)",
     )
     return Dialect(
@@ -88,7 +88,7 @@ def mysql_dialect(url: str) -> Dialect:
     ddl = tuple(f"CREATE TABLE IF NOT EXISTS {name} {body}{suffix}" for name, body in _TABLES.items()) + (
         "CREATE TABLE IF NOT EXISTS jobs (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
         + _JOBS_COLUMNS.format(payload="MEDIUMTEXT")
-        + ", INDEX jobs_due (status, due_at), INDEX jobs_lane (lane, status, id))" + suffix,
+        + ", INDEX jobs_status (status, id), INDEX jobs_lane (lane, status, id))" + suffix,
     )
     return Dialect(
         name="mysql",

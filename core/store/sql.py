@@ -147,14 +147,17 @@ class SqlStore:
 
     # -- outbox -----------------------------------------------------------------------------------
     async def claim(self, owner: str, now: float, limit: int, lease: float) -> list[Job]:
-        """Lease up to `limit` due jobs, each the oldest pending one of its lane (order per lane)."""
+        """Lease up to `limit` due jobs, each the oldest pending one of its lane (order per lane).
+
+        The scan walks pending jobs in id order (index jobs_status) and stops at `limit`: lane heads are
+        the oldest jobs, so a backlog behind them costs one index probe each, not a sort of the table."""
 
         def tx(cur: Any) -> list[Job]:
             rows = self._exec(cur, (
                 "SELECT id, lane, kind, payload, attempts, first_at FROM jobs j"
                 " WHERE status = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
                 " AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.lane = j.lane AND p.status = 'pending'"
-                " AND p.id < j.id) ORDER BY id LIMIT ?"), (now, now, limit)).fetchall()
+                " AND p.id < j.id) ORDER BY j.status, j.id LIMIT ?"), (now, now, limit)).fetchall()
             claimed = []
             for row in rows:
                 cur2 = self._exec(cur, (
@@ -184,11 +187,6 @@ class SqlStore:
         rows = await self._run(lambda cur: self._exec(
             cur, "SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall(), write=False)
         return {"pending": 0, "dead": 0, **{status: count for status, count in rows}}
-
-    async def next_due(self) -> float | None:
-        row = await self._run(lambda cur: self._exec(
-            cur, "SELECT MIN(due_at) FROM jobs WHERE status = 'pending'").fetchone(), write=False)
-        return row[0]
 
     async def prune_received(self, before: float) -> int:
         return await self._run(lambda cur: self._exec(
