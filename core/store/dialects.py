@@ -11,7 +11,7 @@ from urllib.parse import unquote, urlsplit
 class Dialect:
     name: str
     connect: Callable[[], Any]
-    threads: int
+    threads: int  # 0: run statements inline on the event loop (SQLite: a thread handoff costs more than the work)
     integrity_errors: tuple[type[BaseException], ...]
     ddl: tuple[str, ...]
     upsert_conversation: str
@@ -57,7 +57,7 @@ def sqlite_dialect(path: str) -> Dialect:
     return Dialect(
         name="sqlite",
         connect=connect,
-        threads=1,
+        threads=0,
         integrity_errors=(sqlite3.IntegrityError,),
         ddl=ddl,
         upsert_conversation=_UPSERT_VALUES + (
