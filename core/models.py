@@ -105,10 +105,6 @@ class Conversation:
     thread: dict[str, Any] | None
     window_until: float
 
-    @property
-    def id(self) -> str:
-        return conversation_id(self.app_id, self.openid)
-
 
 @dataclass(frozen=True)
 class Job:

@@ -26,7 +26,7 @@ from core.wechat.push import Identity, identity_from_headers, is_probe, parse_me
 
 log = logs.get("relay")
 SESSION_WINDOW = 60  # after user_enter_tempsession: 2 messages within 1 minute
-UNDELIVERABLE_LOG = {"window_closed", "quota_exhausted"}
+WINDOW_CLOSING = {"window_closed", "quota_exhausted"}  # reasons that close the window until the user writes
 
 
 class Relay:
@@ -209,7 +209,7 @@ class Relay:
                 raise RecipientUnreachable("48-hour window closed", reason="window_closed")
             await self.wechat.send_reply(reply, conversation.from_appid)
         except RecipientUnreachable as exc:
-            if exc.reason in UNDELIVERABLE_LOG:
+            if exc.reason in WINDOW_CLOSING:
                 await self.store.close_window(reply.app_id, reply.openid)
             await self._undeliverable(reply, exc.reason, exc.errcode, str(exc))
             return
