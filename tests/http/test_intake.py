@@ -147,3 +147,13 @@ def test_signed_trust_refuses_unsigned_pushes(start_service, desk):
     answer = service.post("/", fresh_push("wechat/push.text.json"), HEADERS)
     assert answer.status_code == 403 and "WX_PUSH_TRUST=signed" in answer.json()["error"]
     assert desk.events() == []
+
+
+@pytest.mark.parametrize("env,variable", [({"RELAY_DESK": "zendesk"}, "RELAY_DESK"),
+                                          ({"WEBHOOK_SECRET": ""}, "WEBHOOK_SECRET"),
+                                          ({"RELAY_DESK": "c4c"}, "c4c desk")])
+def test_bad_configuration_stops_start_up_naming_the_variable(start_service, env, variable):
+    service = start_service(wait=False, **env)
+    assert service.proc.wait(20) != 0
+    assert "configuration error" in service.logs() and variable in service.logs()
+    assert "Traceback" not in service.logs()
