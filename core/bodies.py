@@ -36,7 +36,7 @@ def parse_xml(body: bytes) -> dict[str, Any]:
         parsed = xmltodict.parse(body, disable_entities=True, expat=_Expat)
     except _Declaration:
         raise BadRequest("XML with a DOCTYPE or ENTITY declaration is refused") from None
-    except (ExpatError, ValueError) as exc:
+    except (ExpatError, ValueError, LookupError) as exc:  # LookupError: an unknown declared encoding
         raise BadRequest(f"malformed XML: {exc}") from None
     if not isinstance(parsed, dict) or len(parsed) != 1:
         raise BadRequest("XML must have one root element")
@@ -50,6 +50,10 @@ def parse_json_object(body: bytes) -> dict[str, Any]:
         raise BadRequest(f"malformed JSON: {exc}") from None
     if not isinstance(value, dict):
         raise BadRequest("the JSON body must be an object")
+    try:  # a lone surrogate ("\ud800") is valid JSON but no database can store it
+        json.dumps(value, ensure_ascii=False).encode()
+    except UnicodeEncodeError:
+        raise BadRequest("the JSON body holds text that is not valid Unicode") from None
     return value
 
 

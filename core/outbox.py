@@ -20,6 +20,7 @@ POLL_SECONDS = 1.0
 MAX_BACKOFF = 300.0
 PRUNE_EVERY = 3600.0
 DEDUPE_KEEP = 7 * 86400.0
+MIN_DRAIN_SECONDS = 0.5  # a drain with less time than this left starts nothing new
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> float:
@@ -33,9 +34,9 @@ class Outbox:
                  concurrency: int, lease: float, retry_for: float, clock: Callable[[], float] = time.time) -> None:
         self.store, self.handler, self.metrics, self.clock = store, handler, metrics, clock
         self.concurrency, self.lease, self.retry_for = concurrency, lease, retry_for
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{random.getrandbits(32):08x}"
+        self.owner = f"{socket.gethostname()[:64]}:{os.getpid()}:{random.getrandbits(32):08x}"
         self._wake = asyncio.Event()
-        self._running: set[asyncio.Task[None]] = set()
+        self._running: dict[asyncio.Task[None], int] = {}  # task -> job id
         self._pruned_at = 0.0
 
     def wake(self) -> None:
@@ -59,17 +60,21 @@ class Outbox:
             raise
 
     async def drain(self, budget: float) -> int:
-        """Run due jobs until none are left or `budget` seconds have passed (cloud functions). Returns jobs run."""
+        """Run due jobs until none are left or `budget` seconds have passed (cloud functions). Returns jobs
+        finished. A job cut off by the deadline counts as an attempt and is due again at once."""
         deadline, done = time.monotonic() + budget, 0
-        while time.monotonic() < deadline:
+        while deadline - time.monotonic() >= MIN_DRAIN_SECONDS:
             jobs = await self.store.claim(self.owner, self.clock(), self.concurrency, self.lease)
             if not jobs:
                 break
-            remaining = deadline - time.monotonic()
-            tasks = [asyncio.ensure_future(self._process(job)) for job in jobs]
-            finished, pending = await asyncio.wait(tasks, timeout=max(0.0, remaining))
-            for task in pending:  # their leases expire and another run takes them over
+            tasks = {asyncio.ensure_future(self._process(job)): job for job in jobs}
+            finished, cut_off = await asyncio.wait(tasks, timeout=max(0.0, deadline - time.monotonic()))
+            for task in cut_off:
                 task.cancel()
+            await asyncio.gather(*cut_off, return_exceptions=True)
+            for task in cut_off:
+                log.warning("job cut off by the time budget", extra={"job": tasks[task].id})
+                await self.store.retry_later(tasks[task], self.owner, self.clock(), "cut off by the time budget")
             done += len(finished)
         return done
 
@@ -83,13 +88,15 @@ class Outbox:
             log.exception("outbox claim failed; the store may be unreachable")
             return 0
         for job in jobs:
+            if job.id in self._running.values():
+                continue  # still running here past its lease: we just renewed it, run it once
             task = asyncio.create_task(self._process(job))
-            self._running.add(task)
+            self._running[task] = job.id
             task.add_done_callback(self._finished)
         return len(jobs)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
-        self._running.discard(task)
+        self._running.pop(task, None)
         self._wake.set()
 
     async def _process(self, job: Job) -> None:

@@ -8,12 +8,12 @@ from typing import Callable
 
 import httpx
 
-from core import logs
+from core import logs, signing
 from core.bodies import sniff
 from core.config import Settings
 from core.desks import REGISTRY, Desk
-from core.errors import BadRequest, ConfigError, Forbidden, MethodNotAllowed, NotFound, RecipientUnreachable, \
-    RelayError, TooLarge, UnknownRecipient
+from core.errors import BadRequest, ConfigError, Forbidden, MethodNotAllowed, NotFound, PermanentDeliveryError, \
+    RecipientUnreachable, RelayError, TooLarge, Unauthorized, UnknownRecipient
 from core.http import make_client
 from core.metrics import Metrics
 from core.models import WINDOW_SECONDS, AgentReply, Job, UserMessage
@@ -119,11 +119,15 @@ class Relay:
             raise Forbidden("developer-server mode is off: WX_TOKEN is not set")
         timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
         crypto.check_signature(query.get("signature"), wx.token, timestamp, nonce)
+        # The signature never covers the body: an old (timestamp, nonce, signature) must not be reusable.
+        signing.check_fresh(timestamp, self.clock())
         if request.method == "GET":
             return Response.text(query.get("echostr", ""))
         if request.method != "POST":
             raise MethodNotAllowed("use GET or POST")
         fields = sniff(request.body)
+        if wx.aes_key and query.get("encrypt_type", "").lower() != "aes":
+            raise Unauthorized("safe mode is configured (WX_AES_KEY): plaintext pushes are refused")
         if query.get("encrypt_type", "").lower() == "aes":
             if not wx.aes_key or not wx.appid:
                 raise Forbidden("safe-mode push but WX_AES_KEY/WX_APPID are not set")
@@ -140,13 +144,13 @@ class Relay:
         now = self.clock()
         routed = self._route(message)
         window = SESSION_WINDOW if message.kind == "session" else WINDOW_SECONDS
-        jobs = [(f"in:{message.conversation_id}", "deliver", message.to_json())] if self.desks else []
+        jobs = [(f"in:{message.conversation_id}", "deliver", message.to_json())]
         fresh = await self.store.accept(message.id, now, jobs, conversation=(
             message.app_id, message.openid, message.from_appid, routed, min(message.created_at, now) + window))
         self.metrics.pushes.labels("accepted" if fresh else "duplicate").inc()
         log.info("push accepted" if fresh else "duplicate push acknowledged",
                  extra={"id": message.id, "kind": message.kind, "openid": message.openid})
-        if fresh and jobs:
+        if fresh:
             self.outbox.wake()
         return SUCCESS
 
@@ -189,9 +193,8 @@ class Relay:
     async def _deliver(self, message: UserMessage) -> None:
         conversation = await self.store.conversation(message.app_id, message.openid)
         desk = self.desks.get((conversation and conversation.desk) or self.settings.desk or "")
-        if desk is None or conversation is None:
-            log.warning("no desk for this conversation; message kept, not relayed", extra={"id": message.id})
-            return
+        if desk is None or conversation is None:  # kept as a dead letter, payload and all
+            raise PermanentDeliveryError("no desk for this conversation (RELAY_DESK, RELAY_ROUTES): not relayed")
         thread = await desk.deliver(message, conversation)
         if thread is not None and thread != conversation.thread:
             await self.store.set_thread(message.app_id, message.openid, desk.name, thread)
@@ -210,7 +213,7 @@ class Relay:
             await self.wechat.send_reply(reply, conversation.from_appid)
         except RecipientUnreachable as exc:
             if exc.reason in WINDOW_CLOSING:
-                await self.store.close_window(reply.app_id, reply.openid)
+                await self.store.close_window(reply.app_id, reply.openid, conversation.window_until)
             await self._undeliverable(reply, exc.reason, exc.errcode, str(exc))
             return
         log.info("reply sent", extra={"reply": reply.id, "desk": reply.desk, "kind": reply.kind})

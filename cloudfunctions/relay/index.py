@@ -18,7 +18,7 @@ from core import logs
 from core.config import Settings
 from core.errors import ConfigError, RelayError
 from core.relay import Relay
-from core.web import SUCCESS, Request, Response
+from core.web import Request, Response
 from core.wechat.push import Identity, is_probe
 
 MARGIN = 0.5  # seconds kept back from the function's time limit

@@ -1,6 +1,8 @@
 """The webhook desk: signed JSON to the company's own system, signed replies back (docs/webhook-desk.md)."""
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 from typing import Any
 
@@ -22,6 +24,13 @@ REPLY_KINDS = {
 OPTIONAL = ("description", "thumb_url")
 
 
+def _is_base64(value: str) -> bool:
+    try:
+        return bool(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError):
+        return False
+
+
 class WebhookDesk(Desk):
     name = "webhook"
     callback_paths = ("/webhook/reply",)
@@ -37,7 +46,7 @@ class WebhookDesk(Desk):
         reply_id, kind = data.get("id"), data.get("type", "text")
         if not isinstance(reply_id, str) or not reply_id or len(reply_id) > 128:
             raise BadRequest("id must be a string of 1 to 128 characters")
-        if kind not in REPLY_KINDS:
+        if not isinstance(kind, str) or kind not in REPLY_KINDS:
             raise BadRequest(f"type must be one of {', '.join(REPLY_KINDS)}")
         user = split_conversation_id(str(data.get("conversation_id", ""))) or (data.get("app_id"), data.get("openid"))
         if not all(isinstance(part, str) and part for part in user):
@@ -49,6 +58,8 @@ class WebhookDesk(Desk):
                 raise BadRequest(f"a {kind} reply needs {name}")
             if value is not None:
                 fields[name] = str(value)
+        if kind == "image" and not _is_base64(fields["image_base64"]):
+            raise BadRequest("image_base64 must be the picture's bytes in base64")
         if kind == "typing" and fields["command"] not in ("Typing", "CancelTyping"):
             raise BadRequest("command must be Typing or CancelTyping")
         return AgentReply(id=reply_id, desk=self.name, app_id=user[0], openid=user[1], kind=kind, **fields)

@@ -23,7 +23,7 @@ class Dialect:
 
 _TABLES = {
     "schema_version": "(version INTEGER NOT NULL PRIMARY KEY)",
-    "received": "(dedupe_key VARCHAR(191) NOT NULL PRIMARY KEY, received_at DOUBLE NOT NULL)",
+    "received": "(dedupe_key VARCHAR(255) NOT NULL PRIMARY KEY, received_at DOUBLE NOT NULL)",
     "conversations": (
         "(app_id VARCHAR(64) NOT NULL, openid VARCHAR(128) NOT NULL, from_appid VARCHAR(64),"
         " desk VARCHAR(32), thread TEXT, window_until DOUBLE NOT NULL DEFAULT 0,"
@@ -31,9 +31,9 @@ _TABLES = {
     ),
 }
 _JOBS_COLUMNS = (
-    "lane VARCHAR(191) NOT NULL, kind VARCHAR(32) NOT NULL, payload {payload} NOT NULL,"
+    "lane VARCHAR(255) NOT NULL, kind VARCHAR(32) NOT NULL, payload {payload} NOT NULL,"
     " status VARCHAR(16) NOT NULL DEFAULT 'pending', attempts INTEGER NOT NULL DEFAULT 0,"
-    " due_at DOUBLE NOT NULL, first_at DOUBLE NOT NULL, lease_owner VARCHAR(64), lease_until DOUBLE,"
+    " due_at DOUBLE NOT NULL, first_at DOUBLE NOT NULL, lease_owner VARCHAR(128), lease_until DOUBLE,"
     " last_error TEXT"
 )
 
@@ -84,8 +84,11 @@ def mysql_dialect(url: str) -> Dialect:
             init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
         )
 
-    suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
-    ddl = tuple(f"CREATE TABLE IF NOT EXISTS {name} {body}{suffix}" for name, body in _TABLES.items()) + (
+    # Binary collation: keys compare exactly, as on SQLite ("AbC1" and "abc1" are two replies).
+    suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
+    # Dedupe keys are bytes: even a binary collation ignores trailing spaces on MariaDB ("r1 " = "r1").
+    tables = {**_TABLES, "received": _TABLES["received"].replace("VARCHAR(255)", "VARBINARY(1020)")}
+    ddl = tuple(f"CREATE TABLE IF NOT EXISTS {name} {body}{suffix}" for name, body in tables.items()) + (
         "CREATE TABLE IF NOT EXISTS jobs (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
         + _JOBS_COLUMNS.format(payload="MEDIUMTEXT")
         + ", INDEX jobs_status (status, id), INDEX jobs_lane (lane, status, id))" + suffix,

@@ -148,10 +148,12 @@ class SqlStore:
             cur, "UPDATE conversations SET desk = ?, thread = ? WHERE app_id = ? AND openid = ?",
             (desk, json.dumps(thread, ensure_ascii=False), app_id, openid)))
 
-    async def close_window(self, app_id: str, openid: str) -> None:
-        """WeChat said the window is closed (45015) or its quota used (45047): until the user writes."""
+    async def close_window(self, app_id: str, openid: str, seen_until: float) -> None:
+        """WeChat said the window is closed (45015) or its quota used (45047): until the user writes.
+        A window the user reopened since `seen_until` was read stays open."""
         await self._run(lambda cur: self._exec(
-            cur, "UPDATE conversations SET window_until = 0 WHERE app_id = ? AND openid = ?", (app_id, openid)))
+            cur, "UPDATE conversations SET window_until = 0 WHERE app_id = ? AND openid = ? AND window_until <= ?",
+            (app_id, openid, seen_until)))
 
     # -- outbox -----------------------------------------------------------------------------------
     async def claim(self, owner: str, now: float, limit: int, lease: float) -> list[Job]:

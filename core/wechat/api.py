@@ -17,6 +17,7 @@ from core.models import AgentReply
 from core.wechat import errcodes
 
 log = logs.get("wechat")
+TEXT_LIMIT = 2000  # bytes of UTF-8 a shortened text keeps, after WeChat said 45002 (content too long)
 TYPING_PATHS = ("/cgi-bin/message/custom/typing", "/cgi-bin/message/custom/business/typing")
 
 
@@ -49,8 +50,7 @@ class StableToken:
         data = response.json()
         if "access_token" not in data:
             code = int(data.get("errcode", -1))
-            error = TransientDeliveryError if code == -1 else PermanentDeliveryError
-            raise error(f"stable_token refused: errcode {code}", errcode=code)
+            raise _error_for("/cgi-bin/stable_token", code, errcodes.action(code), str(data.get("errmsg", "")))
         self._token = str(data["access_token"])
         self._expires = self.clock() + max(60, int(data.get("expires_in", 7200)) - 300)
         log.info("stable_token fetched", extra={"expires_in": data.get("expires_in")})
@@ -78,6 +78,14 @@ class WeChatApi:
                 except PermanentDeliveryError as exc:
                     if exc.errcode != 40007 or attempt == 2:
                         raise
+        elif reply.kind == "text" and reply.text:
+            try:
+                await self.send(reply.openid, _body(reply), from_appid)
+            except RecipientUnreachable as exc:  # 45002: too long; send it shortened once
+                if exc.errcode != 45002 or len(reply.text.encode()) <= TEXT_LIMIT:
+                    raise
+                await self.send(reply.openid, {"msgtype": "text", "text": {"content": shorten(reply.text)}},
+                                from_appid)
         else:
             await self.send(reply.openid, _body(reply), from_appid)
 
@@ -138,6 +146,12 @@ def _error_for(path: str, code: int, action: str, errmsg: str) -> Exception:
     if action in errcodes.UNREACHABLE:
         return RecipientUnreachable(message, reason=errcodes.UNREACHABLE[action], errcode=code)
     return PermanentDeliveryError(message, errcode=code)
+
+
+def shorten(text: str, limit: int = TEXT_LIMIT) -> str:
+    """At most `limit` bytes of UTF-8, cut between characters, ending in an ellipsis."""
+    cut = text.encode()[: limit - 3].decode(errors="ignore")
+    return cut + "…"
 
 
 def _body(reply: AgentReply) -> dict[str, Any]:

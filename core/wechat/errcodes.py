@@ -42,7 +42,8 @@ UNREACHABLE = {
     "drop_until_user_writes": "quota_exhausted",
     "drop_alert": "rejected",
     "drop": "rejected",
-    "split_truncate": "rejected",
+    "split_truncate": "rejected",  # after one shortened resend (core.wechat.api)
+    "reupload": "rejected",  # after one fresh upload, where the relay uploaded the media itself
 }
 
 

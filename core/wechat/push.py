@@ -54,6 +54,10 @@ def parse_message(fields: Mapping[str, Any], identity: Identity, default_app: st
     app_id = identity.from_appid or identity.app_id or default_app or to_user or "-"
     msg_id = _text(fields, "MsgId")
     event = _text(fields, "Event")
+    for name, value, limit in (("app id", app_id, 64), ("FromUserName", openid, 128), ("MsgId", msg_id, 64),
+                               ("Event", event, 64)):
+        if value and len(value) > limit:
+            raise BadRequest(f"{name} is longer than {limit} characters")
     if msg_id:
         dedupe = f"{app_id}:{msg_id}"
     else:  # events have no MsgId

@@ -145,3 +145,17 @@ def test_unsigned_push_over_http_access_refused(function, desk):
     answer = fn.post("/", json.dumps(text_event("forged", "f-1")), {"x-wx-source": "other"})
     assert answer.status_code == 403 and "signed" in answer.json()["error"]
     assert desk.events() == []
+
+
+def test_drain_cut_off_by_the_budget_counts_an_attempt_and_loses_nothing(function, desk):
+    import threading
+
+    release = threading.Event()
+    desk.answer = lambda recorded: (release.wait(5), (200, {"ok": True}))[1]  # a desk slower than the budget
+    fn = function()
+    assert fn.invoke(text_event("slow", "s-1"), {"time_limit_in_ms": 1500,
+                     "environment": json.dumps({"WX_APPID": APPID})}) == "success"
+    release.set()
+    desk.answer = type(desk).answer.__get__(desk)
+    desk.wait_for(lambda: fn.tick() is not None and [e for e in desk.events("message") if e["text"] == "slow"],
+                  timeout=20, what="the cut-off job delivered by a later timer run")

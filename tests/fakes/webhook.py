@@ -36,10 +36,10 @@ class FakeWebhookDesk(FakeServer):
 
 
 def post_reply(relay: Any, reply: dict[str, Any] | bytes, secret: str = FakeWebhookDesk.secret,
-               timestamp: int | None = None, signature: str | None = None) -> httpx.Response:
+               timestamp: int | str | None = None, signature: str | None = None) -> httpx.Response:
     """Sign and POST a reply to /webhook/reply of `relay` (anything with the Service.post signature)."""
     body = reply if isinstance(reply, bytes) else json.dumps(reply, ensure_ascii=False).encode()
-    ts = str(int(time.time()) if timestamp is None else timestamp)
+    ts = str(int(time.time())) if timestamp is None else str(timestamp)
     headers = {"content-type": "application/json", "x-relay-timestamp": ts,
                "x-relay-signature": signature or sign(secret, ts, body)}
     return relay.post("/webhook/reply", body, headers)

@@ -143,6 +143,11 @@ def test_reply_refusals(start_service, desk):
                        timestamp=int(time.time()) - 301)
     assert stale.status_code == 401
     assert post_reply(service, b"not json").status_code == 400
+    assert post_reply(service, {"id": "x", "conversation_id": CONVERSATION, "type": "image",
+                                "image_base64": "not base64!"}).status_code == 400
+    assert post_reply(service, {"id": "x", "conversation_id": CONVERSATION, "type": ["text"]}).status_code == 400
+    assert post_reply(service, {"id": "x", "conversation_id": CONVERSATION, "text": "?"},
+                      timestamp="9" * 5000).status_code == 401
     assert post_reply(service, {"conversation_id": CONVERSATION, "text": "no id"}).status_code == 400
     assert httpx.get(f"{service.url}/webhook/reply").status_code == 405
     assert httpx.post(f"{service.url}/c4c/mashup").status_code == 404  # desk not configured
@@ -155,3 +160,13 @@ def test_access_token_missing_right_after_start_is_retried(start_service, wechat
     reply(service, "r", "hi")
     assert wechat.wait_for(lambda: wechat.sends(), timeout=15)[0]["text"]["content"] == "hi"
     assert '"job dead-lettered"' not in service.logs()
+
+
+def test_too_long_text_resent_shortened_once(start_service, wechat, desk):
+    wechat.script(SEND, (200, {"errcode": 45002, "errmsg": "content size out of limit"}))
+    service = open_conversation(start_service, desk)
+    reply(service, "long", "长" * 3000)
+    [sent] = wechat.wait_for(lambda: wechat.sends(), what="the shortened resend")
+    content = sent["text"]["content"]
+    assert content.endswith("…") and len(content.encode()) <= 2000 and content.startswith("长" * 600)
+    assert desk.events("undeliverable") == []

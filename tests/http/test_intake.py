@@ -55,6 +55,10 @@ def test_body_format_sniffed_not_taken_from_content_type(start_service, desk, na
     (b'<?xml version="1.0"?><!DOCTYPE lolz [<!ENTITY lol "lol">]><xml><Content>&lol;</Content></xml>', 400),
     (b'{"MsgType": "text", "CreateTime": 1}', 400),  # no FromUserName, no x-wx-openid
     (b"{" + b" " * 3000 + b"}", 413),
+    (b'<?xml version="1.0" encoding="klingon"?><xml/>', 400),
+    (b'{"ToUserName": "g", "FromUserName": "u", "CreateTime": 1, "MsgType": "text", "Content": "\\ud800",'
+     b' "MsgId": 5}', 400),  # a lone surrogate: valid JSON, not storable text
+    (b'{"FromUserName": "' + b"o" * 129 + b'", "CreateTime": 1, "MsgType": "text", "MsgId": 5}', 400),
 ])
 def test_bad_input_gets_clear_status_one_log_line_and_nothing_relayed(start_service, desk, body, status):
     service = start_service(RELAY_MAX_BODY="2048")
@@ -91,10 +95,12 @@ def test_session_event_routed_by_session_from(start_service, desk):
     assert "no desk for this conversation" in service.logs()  # oplain's message is kept, not relayed
 
 
-def test_no_desk_configured_still_acknowledges_and_says_so(start_service, desk):
+def test_no_desk_configured_still_acknowledges_stores_and_says_so(start_service, desk):
     service = start_service(RELAY_DESK="", WEBHOOK_URL="", WEBHOOK_SECRET="")
     assert service.post("/", fresh_push("wechat/push.text.json"), HEADERS).text == "success"
     assert "no desk is configured" in service.logs()
+    desk.wait_for(lambda: 'relay_outbox_jobs{status="dead"} 1.0' in httpx.get(f"{service.url}/metrics").text,
+                  what="the message kept as a dead letter")
 
 
 def test_same_push_ten_times_concurrently_delivered_once(start_service, desk):

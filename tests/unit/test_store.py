@@ -37,7 +37,7 @@ async def test_conversation_upsert_keeps_desk_and_moves_window_forward(store):
     await store.accept("b", NOW, [], conversation=("app", "u", None, None, NOW + 100))
     conversation = await store.conversation("app", "u")
     assert (conversation.from_appid, conversation.desk, conversation.window_until) == ("wxfrom", "webhook", NOW + 500)
-    await store.close_window("app", "u")
+    await store.close_window("app", "u", NOW + 500)
     assert (await store.conversation("app", "u")).window_until == 0
     await store.set_thread("app", "u", "webhook", {"ticket": "42"})
     assert (await store.conversation("app", "u")).thread == {"ticket": "42"}
@@ -103,3 +103,19 @@ async def test_schema_open_is_idempotent(database_url):
     second = await open_store(database_url)  # upgrade path: tables exist, data kept
     assert (await second.depth())["pending"] == 1
     await second.close()
+
+
+async def test_dedupe_keys_compare_exactly_on_every_database(store):
+    assert await store.accept("reply:webhook:AbC1", NOW, [])
+    assert await store.accept("reply:webhook:abc1", NOW, [])  # MySQL's default collation would say duplicate
+    assert await store.accept("reply:webhook:r1 ", NOW, [])
+    assert await store.accept("reply:webhook:r1", NOW, [])
+
+
+async def test_close_window_spares_a_window_the_user_reopened(store):
+    await store.accept("a", NOW, [], conversation=("app", "u", None, None, NOW + 100))
+    await store.accept("b", NOW, [], conversation=("app", "u", None, None, NOW + 500))  # the user wrote meanwhile
+    await store.close_window("app", "u", NOW + 100)  # WeChat's 45015 answered a send made before
+    assert (await store.conversation("app", "u")).window_until == NOW + 500
+    await store.close_window("app", "u", NOW + 500)
+    assert (await store.conversation("app", "u")).window_until == 0
