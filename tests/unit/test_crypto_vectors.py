@@ -54,12 +54,13 @@ def test_vector_a_decrypted_message_parses_to_the_event():
                                                                   1714112445)
 
 
-def test_vector_a_reply_decrypts_and_its_msg_signature_reproduces():
-    reply = A["reply"]
-    encrypt = reply["expected"]["Encrypt"]
-    assert decrypt(encrypt, A["encoding_aes_key"], A["appid"]) == reply["input"]["msg"]
-    assert signature(A["token"], reply["input"]["timestamp"], reply["input"]["nonce"], encrypt) == \
-        reply["expected"]["MsgSignature"]
+@pytest.mark.parametrize("vector,key", [(A, "reply"), (C, "encrypt_message")], ids=["A-reply", "C-encrypt"])
+def test_encrypted_reply_vector_decrypts_and_its_msg_signature_reproduces(vector, key):
+    encrypted = vector[key]
+    encrypt = encrypted["expected"]["Encrypt"]
+    assert decrypt(encrypt, vector["encoding_aes_key"], vector["appid"]) == encrypted["input"]["msg"]
+    assert signature(vector["token"], encrypted["input"]["timestamp"], encrypted["input"]["nonce"], encrypt) == \
+        encrypted["expected"]["MsgSignature"]
 
 
 # -- B: WXBizMsgCrypt XML, compatible mode ----------------------------------------------------------
@@ -116,12 +117,6 @@ def test_vector_c_message_signature_and_decrypt():
     assert (fields["Content"], fields["FromUserName"]) == ("test", "messense")
 
 
-def test_vector_c_encrypted_reply_decrypts_and_signature_reproduces():
-    encrypted = C["encrypt_message"]
-    encrypt = encrypted["expected"]["Encrypt"]
-    assert decrypt(encrypt, C["encoding_aes_key"], C["appid"]) == encrypted["input"]["msg"]
-    assert signature(C["token"], encrypted["input"]["timestamp"], encrypted["input"]["nonce"], encrypt) == \
-        encrypted["expected"]["MsgSignature"]
 
 
 # -- D and developer-server examples: plain signature -----------------------------------------------
