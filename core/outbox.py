@@ -87,13 +87,13 @@ class Outbox:
         except Exception:
             log.exception("outbox claim failed; the store may be unreachable")
             return 0
-        for job in jobs:
-            if job.id in self._running.values():
-                continue  # still running here past its lease: we just renewed it, run it once
+        # A job still running here past its lease was just renewed by this claim: run it once.
+        fresh = [job for job in jobs if job.id not in self._running.values()]
+        for job in fresh:
             task = asyncio.create_task(self._process(job))
             self._running[task] = job.id
             task.add_done_callback(self._finished)
-        return len(jobs)
+        return len(fresh)
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)

@@ -126,9 +126,10 @@ class Relay:
         if request.method != "POST":
             raise MethodNotAllowed("use GET or POST")
         fields = sniff(request.body)
-        if wx.aes_key and query.get("encrypt_type", "").lower() != "aes":
+        encrypted = query.get("encrypt_type", "").lower() == "aes"
+        if wx.aes_key and not encrypted:
             raise Unauthorized("safe mode is configured (WX_AES_KEY): plaintext pushes are refused")
-        if query.get("encrypt_type", "").lower() == "aes":
+        if encrypted:
             if not wx.aes_key or not wx.appid:
                 raise Forbidden("safe-mode push but WX_AES_KEY/WX_APPID are not set")
             encrypt = fields.get("Encrypt")

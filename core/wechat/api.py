@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import base64
 import time
 from typing import Any, Callable
@@ -84,7 +85,7 @@ class WeChatApi:
             except RecipientUnreachable as exc:  # 45002: too long; send it shortened once
                 if exc.errcode != 45002 or len(reply.text.encode()) <= TEXT_LIMIT:
                     raise
-                await self.send(reply.openid, {"msgtype": "text", "text": {"content": shorten(reply.text)}},
+                await self.send(reply.openid, _body(dataclasses.replace(reply, text=shorten(reply.text))),
                                 from_appid)
         else:
             await self.send(reply.openid, _body(reply), from_appid)
