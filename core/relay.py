@@ -1,10 +1,9 @@
 """Relay: every route of the service, push intake, and the outbox job handlers."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import time
-from typing import Callable
+from typing import Callable, Iterable
 
 import httpx
 
@@ -36,7 +35,8 @@ class Relay:
         self.metrics = Metrics()
         self.wechat = WeChatApi(settings.wechat, http, self.metrics, clock)
         self.check(settings)
-        self.desks: dict[str, Desk] = {name: REGISTRY[name](settings, http, clock) for name in settings.desks_in_use()}
+        self.desks: dict[str, Desk] = {name: REGISTRY[name](settings, http, store, clock)
+                                       for name in settings.desks_in_use()}
         self.callback_routes = {path: desk for desk in self.desks.values() for path in desk.callback_paths}
         self.outbox = Outbox(store, self._run_job, self.metrics, concurrency=settings.worker_concurrency,
                              lease=settings.lease_seconds, retry_for=settings.retry_for, clock=clock)
@@ -57,6 +57,8 @@ class Relay:
         return cls(settings, store, make_client())
 
     async def close(self) -> None:
+        for desk in self.desks.values():
+            await desk.close()
         await self.http.aclose()
         await self.store.close()
 
@@ -165,20 +167,26 @@ class Relay:
 
     async def _desk_callback(self, desk: Desk, request: Request) -> Response:
         callback = desk.parse_callback(request)
-        fresh = 0
-        for reply in callback.replies:
-            if desk.needs_known_recipient and await self.store.conversation(reply.app_id, reply.openid) is None:
-                raise UnknownRecipient(f"no conversation {reply.conversation_id}")
-            lane = f"out:{reply.conversation_id}" if reply.openid else f"out:{desk.name}:{reply.id}"
-            fresh += await self.store.accept(f"reply:{desk.name}:{reply.id}", self.clock(),
-                                             [(lane, "send", reply.to_json())])
+        if desk.needs_known_recipient:
+            for reply in callback.replies:
+                if await self.store.conversation(reply.app_id, reply.openid) is None:
+                    raise UnknownRecipient(f"no conversation {reply.conversation_id}")
+        fresh = await self._accept_replies(desk, callback.replies)
         self.metrics.callbacks.labels(desk.name, "accepted" if fresh or not callback.replies else "duplicate").inc()
-        if fresh:
-            self.outbox.wake()
         log.info("desk callback accepted", extra={"desk": desk.name, "replies": len(callback.replies), "new": fresh})
         if callback.replies and not fresh and callback.duplicate_response:
             return callback.duplicate_response
         return callback.response
+
+    async def _accept_replies(self, desk: Desk, replies: Iterable[AgentReply]) -> int:
+        """Queue each reply for sending once (the desk's retries are duplicates); returns how many were new."""
+        fresh = 0
+        for reply in replies:
+            fresh += await self.store.accept(f"reply:{desk.name}:{reply.id}", self.clock(),
+                                             [(desk.reply_lane(reply), "send", reply.to_json())])
+        if fresh:
+            self.outbox.wake()
+        return fresh
 
     # -- outbox jobs ------------------------------------------------------------------------------
     async def _run_job(self, job: Job) -> None:
@@ -196,15 +204,18 @@ class Relay:
         desk = self.desks.get((conversation and conversation.desk) or self.settings.desk or "")
         if desk is None or conversation is None:  # kept as a dead letter, payload and all
             raise PermanentDeliveryError("no desk for this conversation (RELAY_DESK, RELAY_ROUTES): not relayed")
-        thread = await desk.deliver(message, conversation)
-        if thread is not None and thread != conversation.thread:
-            await self.store.set_thread(message.app_id, message.openid, desk.name, thread)
+        delivered = await desk.deliver(message, conversation)
+        if delivered.thread is not None and delivered.thread != conversation.thread:
+            await self.store.set_thread(message.app_id, message.openid, desk.name, delivered.thread)
+        await self._accept_replies(desk, delivered.replies)
         log.info("delivered to desk", extra={"id": message.id, "desk": desk.name})
 
     async def _send(self, reply: AgentReply) -> None:
-        if not reply.openid:
-            app_id, openid = await self.desks[reply.desk].resolve_recipient(reply)
-            reply = dataclasses.replace(reply, app_id=app_id, openid=openid)
+        desk = self.desks.get(reply.desk)
+        try:
+            reply = await desk.resolve_recipient(reply) if desk else reply
+        except UnknownRecipient as exc:
+            return await self._undeliverable(reply, "unknown_user", None, exc.message)
         conversation = await self.store.conversation(reply.app_id, reply.openid)
         if conversation is None:
             return await self._undeliverable(reply, "unknown_user", None, "no conversation with this user")
@@ -237,4 +248,5 @@ class Relay:
         if desk is None:
             log.warning("the desk of an undeliverable reply is no longer configured", extra={"desk": reply.desk})
             return
-        await desk.undeliverable(reply, notice["reason"], notice["errcode"], notice["detail"])
+        conversation = await self.store.conversation(reply.app_id, reply.openid) if reply.openid else None
+        await desk.undeliverable(reply, notice["reason"], notice["errcode"], notice["detail"], conversation)

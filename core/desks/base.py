@@ -11,6 +11,7 @@ import httpx
 from core.config import Settings
 from core.errors import UnknownRecipient
 from core.models import AgentReply, Conversation, UserMessage
+from core.store import SqlStore
 from core.web import Request, Response
 
 Thread = dict[str, Any]
@@ -25,28 +26,48 @@ class Callback:
     duplicate_response: Response | None = None  # the answer when every reply was seen before
 
 
+@dataclass(frozen=True)
+class Delivered:
+    """What handing a user message to a desk produced: desk-side ids to keep with the conversation,
+    and messages the desk sends the user at once (e.g. a hand-over link)."""
+
+    thread: Thread | None = None
+    replies: tuple[AgentReply, ...] = ()
+
+
 class Desk(abc.ABC):
     name: ClassVar[str]
     callback_paths: ClassVar[tuple[str, ...]] = ()
     # Quirks core reads instead of branching on the desk's name.
     needs_known_recipient: ClassVar[bool] = True  # replies must name a user core knows (else 404)
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, clock: Callable[[], float] = time.time) -> None:
-        self.settings, self.http, self.clock = settings, http, clock
+    def __init__(self, settings: Settings, http: httpx.AsyncClient, store: SqlStore,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.settings, self.http, self.store, self.clock = settings, http, store, clock
+
+    async def close(self) -> None:
+        """Release what the desk opened itself."""
 
     @abc.abstractmethod
     def parse_callback(self, request: Request) -> Callback:
         """Verify (raise Unauthorized), parse (raise BadRequest); no I/O."""
 
     @abc.abstractmethod
-    async def deliver(self, message: UserMessage, conversation: Conversation) -> Thread | None:
-        """Hand one user message to the desk; return desk-side ids to store with the conversation.
-        Raise Transient/PermanentDeliveryError; never retry here: the outbox owns retries."""
+    async def deliver(self, message: UserMessage, conversation: Conversation) -> Delivered:
+        """Hand one user message to the desk. Raise Transient/PermanentDeliveryError; never retry
+        here: the outbox owns retries, so a retried call must not make a second desk-side copy."""
 
-    async def resolve_recipient(self, reply: AgentReply) -> tuple[str, str]:
-        """(app_id, openid) for a reply that does not name its user (desks that look it up)."""
+    def reply_lane(self, reply: AgentReply) -> str:
+        """The outbox lane of a reply: replies in one lane are sent in arrival order."""
+        return f"out:{reply.conversation_id}"
+
+    async def resolve_recipient(self, reply: AgentReply) -> AgentReply:
+        """The reply with its user filled in (desks that look the user up); raise UnknownRecipient."""
+        if reply.app_id and reply.openid:
+            return reply
         raise UnknownRecipient(f"{self.name} reply {reply.id} names no user")
 
     @abc.abstractmethod
-    async def undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str) -> None:
+    async def undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str,
+                            conversation: Conversation | None) -> None:
         """Tell the agent that WeChat refused the reply, where the desk can show it."""

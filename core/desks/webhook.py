@@ -8,7 +8,7 @@ from typing import Any
 
 from core import signing
 from core.bodies import parse_json_object
-from core.desks.base import Callback, Desk, Thread
+from core.desks.base import Callback, Delivered, Desk
 from core.errors import BadRequest
 from core.http import check_status, send
 from core.models import AgentReply, Conversation, UserMessage, split_conversation_id
@@ -64,7 +64,7 @@ class WebhookDesk(Desk):
             raise BadRequest("command must be Typing or CancelTyping")
         return AgentReply(id=reply_id, desk=self.name, app_id=user[0], openid=user[1], kind=kind, **fields)
 
-    async def deliver(self, message: UserMessage, conversation: Conversation) -> Thread | None:
+    async def deliver(self, message: UserMessage, conversation: Conversation) -> Delivered:
         event: dict[str, Any] = {"event": "message", "id": message.id, "conversation_id": message.conversation_id,
                                  "app_id": message.app_id, "openid": message.openid, "created_at": message.created_at}
         if message.kind == "session":
@@ -79,9 +79,10 @@ class WebhookDesk(Desk):
         else:
             event.update(type="other", msgtype=message.msgtype, text=message.notice())
         await self._post(event)
-        return None
+        return Delivered()
 
-    async def undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str) -> None:
+    async def undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str,
+                            conversation: Conversation | None) -> None:
         await self._post({"event": "undeliverable", "id": f"undeliverable:{reply.id}", "reply_id": reply.id,
                           "conversation_id": reply.conversation_id, "app_id": reply.app_id, "openid": reply.openid,
                           "reason": reason, "errcode": errcode, "detail": detail})

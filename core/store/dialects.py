@@ -15,6 +15,7 @@ class Dialect:
     integrity_errors: tuple[type[BaseException], ...]
     ddl: tuple[str, ...]
     upsert_conversation: str
+    upsert_link: str
     begin: str | None  # statement that opens a write transaction, or None to use conn.begin()
 
     def sql(self, statement: str) -> str:
@@ -29,6 +30,11 @@ _TABLES = {
         " desk VARCHAR(32), thread TEXT, window_until DOUBLE NOT NULL DEFAULT 0,"
         " created_at DOUBLE NOT NULL, PRIMARY KEY (app_id, openid))"
     ),
+    # A desk-side key (an Echat visitor uid, a C4C account id) that names one WeChat user.
+    "links": (
+        "(desk VARCHAR(32) NOT NULL, link_key VARCHAR(255) NOT NULL, app_id VARCHAR(64) NOT NULL,"
+        " openid VARCHAR(128) NOT NULL, updated_at DOUBLE NOT NULL, PRIMARY KEY (desk, link_key))"
+    ),
 }
 _JOBS_COLUMNS = (
     "lane VARCHAR(255) NOT NULL, kind VARCHAR(32) NOT NULL, payload {payload} NOT NULL,"
@@ -37,6 +43,7 @@ _JOBS_COLUMNS = (
     " last_error TEXT"
 )
 
+_LINK_VALUES = "INSERT INTO links (desk, link_key, app_id, openid, updated_at) VALUES (?, ?, ?, ?, ?) "
 _UPSERT_VALUES = "INSERT INTO conversations (app_id, openid, from_appid, desk, window_until, created_at) VALUES (?, ?, ?, ?, ?, ?) "
 
 
@@ -65,6 +72,10 @@ def sqlite_dialect(path: str) -> Dialect:
             " from_appid = COALESCE(excluded.from_appid, conversations.from_appid),"
             " desk = COALESCE(excluded.desk, conversations.desk),"
             " window_until = MAX(conversations.window_until, excluded.window_until)"
+        ),
+        upsert_link=_LINK_VALUES + (
+            "ON CONFLICT (desk, link_key) DO UPDATE SET app_id = excluded.app_id, openid = excluded.openid,"
+            " updated_at = excluded.updated_at"
         ),
         begin="BEGIN IMMEDIATE",
     )
@@ -104,6 +115,9 @@ def mysql_dialect(url: str) -> Dialect:
             " from_appid = COALESCE(VALUES(from_appid), from_appid),"
             " desk = COALESCE(VALUES(desk), desk),"
             " window_until = GREATEST(window_until, VALUES(window_until))"
+        ),
+        upsert_link=_LINK_VALUES + (
+            "ON DUPLICATE KEY UPDATE app_id = VALUES(app_id), openid = VALUES(openid), updated_at = VALUES(updated_at)"
         ),
         begin=None,
     )

@@ -11,7 +11,7 @@ from core.models import Conversation, Job
 from core.store.dialects import Dialect, dialect_for
 
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: links
 
 NewJob = tuple[str, str, str]  # (lane, kind, payload)
 
@@ -154,6 +154,16 @@ class SqlStore:
         await self._run(lambda cur: self._exec(
             cur, "UPDATE conversations SET window_until = 0 WHERE app_id = ? AND openid = ? AND window_until <= ?",
             (app_id, openid, seen_until)))
+
+    async def link(self, desk: str, key: str, app_id: str, openid: str, now: float) -> None:
+        """Remember that `key` on `desk` names this user (the latest link wins)."""
+        await self._run(lambda cur: self._exec(cur, self.dialect.upsert_link, (desk, key, app_id, openid, now)))
+
+    async def linked(self, desk: str, key: str) -> tuple[str, str] | None:
+        row = await self._run(lambda cur: self._exec(
+            cur, "SELECT app_id, openid FROM links WHERE desk = ? AND link_key = ?", (desk, key)).fetchone(),
+            write=False)
+        return (row[0], row[1]) if row else None
 
     # -- outbox -----------------------------------------------------------------------------------
     async def claim(self, owner: str, now: float, limit: int, lease: float) -> list[Job]:

@@ -149,6 +149,20 @@ def _error_for(path: str, code: int, action: str, errmsg: str) -> Exception:
     return PermanentDeliveryError(message, errcode=code)
 
 
+def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
+    """Pieces of at most `limit` bytes of UTF-8, cut between characters, at a line break where one
+    falls in the second half of a piece."""
+    pieces, rest = [], text
+    while len(rest.encode()) > limit:
+        cut = rest.encode()[:limit].decode(errors="ignore")
+        newline = cut.rfind("\n")
+        if newline >= len(cut) // 2:
+            cut = cut[: newline + 1]
+        pieces.append(cut.rstrip("\n"))
+        rest = rest[len(cut):]
+    return [*pieces, rest] if rest or not pieces else pieces
+
+
 def shorten(text: str, limit: int = TEXT_LIMIT) -> str:
     """At most `limit` bytes of UTF-8, cut between characters, ending in an ellipsis."""
     cut = text.encode()[: limit - 3].decode(errors="ignore")

@@ -25,7 +25,7 @@ class Recorded:
         return json.loads(self.body)
 
 
-Answer = tuple[int, Any]  # (status, JSON value or bytes)
+Answer = tuple[Any, ...]  # (status, JSON value or bytes[, extra response headers])
 
 
 @dataclass
@@ -97,17 +97,19 @@ class FakeServer:
             scripted = self._scripts[parts.path].popleft() if self._scripts[parts.path] else None
         if scripted is None and self.down:
             scripted = (self.down, {"error": "outage"})
-        status, value = scripted or self.answer(recorded)
+        status, value, *extra = scripted or self.answer(recorded)
         recorded.status, recorded.answer = status, value
         with self._lock:
             self.requests.append(recorded)
-        self._reply(handler, status, value)
+        self._reply(handler, status, value, extra[0] if extra else {})
 
     @staticmethod
-    def _reply(handler: BaseHTTPRequestHandler, status: int, value: Any) -> None:
+    def _reply(handler: BaseHTTPRequestHandler, status: int, value: Any, headers: dict[str, str]) -> None:
         data = value if isinstance(value, bytes) else json.dumps(value, ensure_ascii=False).encode()
         handler.send_response(status)
-        handler.send_header("content-type", "application/json")
+        headers = {"content-type": "application/json", **headers}
+        for name, header_value in headers.items():
+            handler.send_header(name, header_value)
         handler.send_header("content-length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
