@@ -32,6 +32,44 @@ class WebhookSettings:
 
 
 @dataclass(frozen=True)
+class C4CSettings:
+    base_url: str | None = None  # the tenant, https://myNNNNNN.crm.ondemand.com
+    user: str | None = None
+    password: str | None = None
+    channel_id: str | None = None  # SocialMediaActivityProviderID / ExternalPartyAccountID
+    api: str = "odata"  # or "soap" (A2X services, deprecated by SAP)
+    channel_code: str = "008"  # SocialMediaChannelCode of WeChat
+    inbound_user: str | None = None
+    inbound_password: str | None = None
+    wechatid_url: str | None = None  # the OData collection with the WechatID extension field
+    change_notice: str = "您的客户资料已更新。"
+
+    required = {"base_url": "C4C_BASE_URL", "user": "C4C_USER", "password": "C4C_PASSWORD",
+                "channel_id": "C4C_CHANNEL_ID", "inbound_user": "C4C_INBOUND_USER",
+                "inbound_password": "C4C_INBOUND_PASSWORD"}
+
+
+ECHAT_SYSTEM_NOTICES = ("start", "busy", "noreply", "end", "invite")
+
+
+@dataclass(frozen=True)
+class EchatSettings:
+    token: str | None = None
+    aes_key: str | None = None  # set: cipher mode (密文)
+    appid: str | None = None
+    chat_url: str | None = None  # Echat's H5 chat window, e.g. https://chat.echatsoft.com/visitor/mobile/chat.html?companyId=N
+    chat_page: str | None = None  # or a Mini Program page whose web-view opens it, e.g. pages/echat/index
+    handover_every: int = 600
+    handover_title: str = "人工客服"
+    handover_text: str = "点这里和人工客服继续聊，客服的回复也会发到这里。"
+    handover_thumb_url: str | None = None  # set: the hand-over is a link card
+    handover_quote: bool = False  # show the user's last words in the hand-over text
+    system_notices: frozenset[str] = frozenset({"end"})
+
+    required = {"token": "ECHAT_TOKEN"}
+
+
+@dataclass(frozen=True)
 class Settings:
     database_url: str = "sqlite:///relay.db"
     wechat: WeChatSettings = field(default_factory=WeChatSettings)
@@ -43,6 +81,8 @@ class Settings:
     worker_concurrency: int = 16
     log_level: str = "info"
     webhook: WebhookSettings = field(default_factory=WebhookSettings)
+    c4c: C4CSettings = field(default_factory=C4CSettings)
+    echat: EchatSettings = field(default_factory=EchatSettings)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,6 +114,8 @@ class Settings:
             worker_concurrency=get.int("RELAY_WORKER_CONCURRENCY", 16),
             log_level=get.choice("RELAY_LOG_LEVEL", ("debug", "info", "warning", "error"), "info"),
             webhook=WebhookSettings(url=get.url("WEBHOOK_URL", None), secret=get.str("WEBHOOK_SECRET")),
+            c4c=_c4c(get),
+            echat=_echat(get),
         )
         for desk in settings.desks_in_use():
             section = getattr(settings, desk, None)
@@ -85,6 +127,44 @@ class Settings:
     def desks_in_use(self) -> list[str]:
         names = ([self.desk] if self.desk else []) + [desk for _, desk in self.routes]
         return list(dict.fromkeys(names))
+
+
+def _c4c(get: _Reader) -> C4CSettings:
+    base_url = get.url("C4C_BASE_URL", None)
+    default_wechatid = f"{base_url}/sap/c4c/odata/cust/v1/zindividualcustomer/CustomerCommonCollection" \
+        if base_url else None
+    return C4CSettings(
+        base_url=base_url, user=get.str("C4C_USER"), password=get.str("C4C_PASSWORD"),
+        channel_id=get.str("C4C_CHANNEL_ID"), api=get.choice("C4C_API", ("odata", "soap"), "odata") or "odata",
+        channel_code=get.str("C4C_CHANNEL_CODE") or "008",
+        inbound_user=get.str("C4C_INBOUND_USER"), inbound_password=get.str("C4C_INBOUND_PASSWORD"),
+        wechatid_url=get.url("C4C_WECHATID_URL", default_wechatid),
+        change_notice=get.str("C4C_CHANGE_NOTICE") or C4CSettings.change_notice,
+    )
+
+
+def _echat(get: _Reader) -> EchatSettings:
+    aes_key, appid = get.str("ECHAT_AES_KEY"), get.str("ECHAT_APPID")
+    if aes_key and not re.fullmatch(r"[A-Za-z0-9]{43}", aes_key):
+        raise ConfigError("ECHAT_AES_KEY must be the 43-character encodingAesKey from Echat's 开放API page")
+    if aes_key and not appid:
+        raise ConfigError("ECHAT_AES_KEY needs ECHAT_APPID: cipher-mode pushes end with Echat's appId")
+    notices = frozenset(n.strip().lower() for n in (get.str("ECHAT_SYSTEM_NOTICES") or "end").split(",") if n.strip())
+    if notices - {"none", *ECHAT_SYSTEM_NOTICES} or ("none" in notices and len(notices) > 1):
+        raise ConfigError(f"ECHAT_SYSTEM_NOTICES must be none or a comma list of {', '.join(ECHAT_SYSTEM_NOTICES)}")
+    settings = EchatSettings(
+        token=get.str("ECHAT_TOKEN"), aes_key=aes_key, appid=appid,
+        chat_url=get.url("ECHAT_CHAT_URL", None), chat_page=get.str("ECHAT_CHAT_PAGE"),
+        handover_every=get.int("ECHAT_HANDOVER_EVERY", 600),
+        handover_title=get.str("ECHAT_HANDOVER_TITLE") or EchatSettings.handover_title,
+        handover_text=get.str("ECHAT_HANDOVER_TEXT") or EchatSettings.handover_text,
+        handover_thumb_url=get.url("ECHAT_HANDOVER_THUMB_URL", None),
+        handover_quote=get.choice("ECHAT_HANDOVER_QUOTE", ("on", "off"), "off") == "on",
+        system_notices=notices - {"none"},
+    )
+    if settings.token and not (settings.chat_url or settings.chat_page):
+        raise ConfigError("the echat desk needs ECHAT_CHAT_URL or ECHAT_CHAT_PAGE: the hand-over opens it")
+    return settings
 
 
 class _Reader:

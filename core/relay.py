@@ -233,7 +233,7 @@ class Relay:
     async def _undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str) -> None:
         self.metrics.deliveries.labels("send", "undeliverable").inc()
         log.warning("reply not delivered to the user", extra={
-            "reply": reply.id, "desk": reply.desk, "reason": reason, "errcode": errcode})
+            "reply": reply.id, "desk": reply.desk, "reason": reason, "errcode": errcode, "detail": detail})
         if reply.kind == "typing":
             return
         payload = json.dumps({"reply": json.loads(reply.to_json()), "reason": reason, "errcode": errcode,

@@ -100,3 +100,47 @@ def test_routes_parse_in_order():
 def test_routes_keep_the_order_they_are_given():
     settings = Settings.from_env({"RELAY_ROUTES": "order-:webhook, vip:webhook", **WEBHOOK})
     assert [prefix for prefix, _ in settings.routes] == ["order-", "vip"]
+
+
+C4C = {"C4C_BASE_URL": "https://my000000.crm.ondemand.com", "C4C_USER": "u", "C4C_PASSWORD": "p",
+       "C4C_CHANNEL_ID": "WXOData", "C4C_INBOUND_USER": "mashup", "C4C_INBOUND_PASSWORD": "pw"}
+ECHAT = {"ECHAT_TOKEN": "t", "ECHAT_CHAT_URL": "https://chat.example.com/chat.html?companyId=1"}
+
+
+@pytest.mark.parametrize("missing", sorted(C4C))
+def test_c4c_desk_needs_each_of_its_settings(missing):
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"RELAY_DESK": "c4c", **{k: v for k, v in C4C.items() if k != missing}})
+    assert missing in str(caught.value)
+
+
+def test_c4c_defaults_and_choices():
+    c4c = Settings.from_env({"RELAY_DESK": "c4c", **C4C}).c4c
+    assert (c4c.api, c4c.channel_code) == ("odata", "008")
+    assert c4c.wechatid_url == ("https://my000000.crm.ondemand.com/sap/c4c/odata/cust/v1/zindividualcustomer/"
+                                "CustomerCommonCollection")
+    assert Settings.from_env({"RELAY_DESK": "c4c", "C4C_API": "SOAP", **C4C}).c4c.api == "soap"
+    with pytest.raises(ConfigError, match="C4C_API"):
+        Settings.from_env({"RELAY_DESK": "c4c", "C4C_API": "rest", **C4C})
+
+
+@pytest.mark.parametrize("env,variable", [
+    ({"ECHAT_CHAT_URL": None}, "ECHAT_CHAT_URL"),
+    ({"ECHAT_TOKEN": None}, "ECHAT_TOKEN"),
+    ({"ECHAT_AES_KEY": AES_KEY[:-1], "ECHAT_APPID": "a"}, "ECHAT_AES_KEY"),
+    ({"ECHAT_AES_KEY": AES_KEY}, "ECHAT_APPID"),
+    ({"ECHAT_SYSTEM_NOTICES": "end,bye"}, "ECHAT_SYSTEM_NOTICES"),
+    ({"ECHAT_HANDOVER_EVERY": "10m"}, "ECHAT_HANDOVER_EVERY"),
+])
+def test_echat_refusals_name_the_variable(env, variable):
+    values = {k: v for k, v in {"RELAY_DESK": "echat", **ECHAT, **env}.items() if v is not None}
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env(values)
+    assert variable in str(caught.value)
+
+
+def test_echat_defaults():
+    echat = Settings.from_env({"RELAY_DESK": "echat", **ECHAT}).echat
+    assert (echat.handover_every, echat.system_notices, echat.handover_quote) == (600, frozenset({"end"}), False)
+    none = Settings.from_env({"RELAY_DESK": "echat", "ECHAT_SYSTEM_NOTICES": "none", **ECHAT}).echat
+    assert none.system_notices == frozenset()
