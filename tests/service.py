@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -75,3 +76,10 @@ class Service:
              params: dict[str, str] | None = None) -> httpx.Response:
         data = body.encode() if isinstance(body, str) else body
         return httpx.post(f"{self.url}{path}", content=data, headers=headers or {}, params=params, timeout=10)
+
+    def metric(self, name: str, **labels: str) -> float:
+        """One sample of /metrics (0 when absent), e.g. metric("relay_outbox_jobs", status="dead")."""
+        text = httpx.get(f"{self.url}/metrics", timeout=5).text
+        selector = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        match = re.search(rf"^{name}\{{{re.escape(selector)}\}} (\S+)$", text, re.M)
+        return float(match.group(1)) if match else 0.0

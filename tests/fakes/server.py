@@ -31,7 +31,8 @@ Answer = tuple[Any, ...]  # (status, JSON value or bytes[, extra response header
 @dataclass
 class FakeServer:
     """Subclasses implement `answer(recorded) -> (status, body)`; `script(path, *answers)` queues
-    answers that take precedence (e.g. 503, 503, then the default)."""
+    answers that take precedence (e.g. 503, 503, then the default); `script("POST /path", ...)` only
+    for that method."""
 
     requests: list[Recorded] = field(default_factory=list)
     down: int | None = None  # when set, every unscripted request gets this status (an outage)
@@ -94,7 +95,8 @@ class FakeServer:
         recorded = Recorded(handler.command, parts.path, dict(parse_qsl(parts.query)),
                             {k.lower(): v for k, v in handler.headers.items()}, body)
         with self._lock:
-            scripted = self._scripts[parts.path].popleft() if self._scripts[parts.path] else None
+            queue = self._scripts[f"{handler.command} {parts.path}"] or self._scripts[parts.path]
+            scripted = queue.popleft() if queue else None
         if scripted is None and self.down:
             scripted = (self.down, {"error": "outage"})
         status, value, *extra = scripted or self.answer(recorded)

@@ -52,15 +52,8 @@ def agent_says(text: str, token: str, msg_id: str = "9001", uid: str = "28474495
                   **fields)
 
 
-def metric(service, name: str, **labels: str) -> float:
-    text = httpx.get(f"{service.url}/metrics", timeout=5).text
-    selector = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    match = re.search(rf"^{name}\{{{re.escape(selector)}\}} (\S+)$", text, re.M)
-    return float(match.group(1)) if match else 0.0
-
-
 def wait_metric(service, wechat, value: float, name: str, **labels: str) -> None:
-    wechat.wait_for(lambda: metric(service, name, **labels) >= value, what=f"{name}{labels} >= {value}")
+    wechat.wait_for(lambda: service.metric(name, **labels) >= value, what=f"{name}{labels} >= {value}")
 
 
 def test_handover_link_then_agent_push_reaches_the_user(start_echat, wechat):

@@ -119,3 +119,14 @@ async def test_close_window_spares_a_window_the_user_reopened(store):
     assert (await store.conversation("app", "u")).window_until == NOW + 500
     await store.close_window("app", "u", NOW + 500)
     assert (await store.conversation("app", "u")).window_until == 0
+
+
+async def test_links_map_desk_keys_to_users_latest_wins(store):
+    assert await store.linked("echat", "uid-1") is None
+    await store.link("echat", "uid-1", "app", "user1", NOW)
+    await store.link("c4c", "uid-1", "app", "other", NOW)  # keys are per desk
+    assert await store.linked("echat", "uid-1") == ("app", "user1")
+    await store.link("echat", "uid-1", "app2", "user2", NOW + 1)
+    assert await store.linked("echat", "uid-1") == ("app2", "user2")
+    assert await store.linked("echat", "UID-1") is None  # exact keys
+    assert await store.linked("c4c", "uid-1") == ("app", "other")

@@ -165,7 +165,8 @@ class ODataSocialMedia:
     async def openid_of_profile(self, profile_uuid: str) -> str | None:
         rows = await self.client.get(
             f"SocialMediaUserProfileCollection({literal(profile_uuid)})/SocialMediaUserProfileUserInformation")
-        ours = [r for r in rows if r.get("ExternalPartyAccountID") in (None, self.settings.channel_id)] or rows
+        ours = [r for r in rows if r.get("ExternalPartyAccountID") == self.settings.channel_id] or \
+            [r for r in rows if r.get("SocialMediaChannelCode") == self.settings.channel_code]
         return next((str(r["SocialMediaUserAccountID"]) for r in ours if r.get("SocialMediaUserAccountID")), None)
 
     async def openid_of_ticket(self, ticket_id: str) -> str | None:
@@ -175,9 +176,16 @@ class ODataSocialMedia:
         contact = tickets[0].get("BuyerMainContactPartyID") if tickets else None
         if not contact:
             return None
+        contact_id = literal(str(contact))
         profiles = await self.client.get("GetSocialMediaUserProfile" + query(
-            BusinessPartnerInternalID=literal(str(contact)), ExternalPartyAccountID=literal(self.settings.channel_id)))
-        return await self.openid_of_profile(str(profiles[0]["ObjectID"])) if profiles else None
+            BusinessPartnerInternalID=contact_id, ExternalPartyAccountID=literal(self.settings.channel_id or "")))
+        if not profiles:  # A2X-created profiles carry no ExternalPartyAccountID
+            profiles = await self.client.get("GetSocialMediaUserProfile" + query(BusinessPartnerInternalID=contact_id))
+        for profile in profiles:
+            openid = await self.openid_of_profile(str(profile["ObjectID"]))
+            if openid:
+                return openid
+        return None
 
     async def wechat_id(self, url: str, customer: str) -> str | None:
         """The WechatID extension field of a customer (the ABSL field exposed by a custom OData service)."""
