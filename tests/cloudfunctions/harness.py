@@ -8,11 +8,13 @@ import itertools
 import json
 import os
 import threading
+import time
 from typing import Any
 
 import httpx
 import pytest
 
+from tests.conftest import fixture_json
 from tests.service import ROOT
 
 INDEX = ROOT / "cloudfunctions" / "relay" / "index.py"
@@ -20,10 +22,15 @@ _names = itertools.count()
 CONTEXT = {"time_limit_in_ms": 10000, "request_id": "test"}
 
 
+def text_event(text: str, msg_id: str, openid: str = "ohl4L0Rnhq7vmmbT_DaNQa4ePaz0") -> dict[str, Any]:
+    event = fixture_json("wechat/cloudfunction-event.text.json")  # MsgId is a string here
+    return {**event, "Content": text, "MsgId": msg_id, "FromUserName": openid, "CreateTime": int(time.time())}
+
+
 class FunctionInstance:
     def __init__(self, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
         for key in list(os.environ):
-            if key.startswith(("WX_", "RELAY_", "WEBHOOK_", "MYSQL_", "DATABASE_URL")):
+            if key.startswith(("WX_", "RELAY_", "WEBHOOK_", "C4C_", "ECHAT_", "MYSQL_", "DATABASE_URL")):
                 monkeypatch.delenv(key)
         for key, value in env.items():
             monkeypatch.setenv(key, value)

@@ -5,40 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import zipfile
 
 import pytest
 
 from cloudfunctions.build import build
-from tests.cloudfunctions.harness import FunctionInstance
+from tests.cloudfunctions.conftest import APPID
+from tests.cloudfunctions.harness import text_event
 from tests.conftest import fixture_json
 from tests.fakes.wechat import SEND, TOKEN
 from tests.fakes.webhook import HOOK, post_reply
-
-APPID = "wxfunc000000001"
-
-
-def text_event(text: str, msg_id: str, openid: str = "ohl4L0Rnhq7vmmbT_DaNQa4ePaz0") -> dict:
-    event = fixture_json("wechat/cloudfunction-event.text.json")  # MsgId is a string here
-    return {**event, "Content": text, "MsgId": msg_id, "FromUserName": openid, "CreateTime": int(time.time())}
-
-
-@pytest.fixture
-def function(tmp_path, wechat, desk, monkeypatch):
-    wechat.require_token = True  # a function has no open-API sidecar: it uses stable_token
-    instances = []
-
-    def start(**overrides: str) -> FunctionInstance:
-        env = {"DATABASE_URL": f"sqlite:///{tmp_path}/relay.db", "WX_API_BASE": wechat.url, "WX_APPID": APPID,
-               "WX_SECRET": "fn-secret", "RELAY_DESK": "webhook", "WEBHOOK_URL": desk.url + HOOK,
-               "WEBHOOK_SECRET": desk.secret, "RELAY_LOG_LEVEL": "warning", **overrides}
-        instances.append(FunctionInstance(env, monkeypatch))
-        return instances[-1]
-
-    yield start
-    for instance in instances:
-        instance.close()
 
 
 def test_probe_event_answered_success(function):

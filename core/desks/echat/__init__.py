@@ -44,12 +44,12 @@ class EchatDesk(Desk):
         if push is None:
             log.info("Echat push of a kind this relay does not relay acknowledged", extra={"type": push_type})
             return Callback(SUCCESS)
-        text = self._text(push)
+        user = self._user(push)
+        text = self._text(push, self._chat_url(push.get("pushInfo") if user else None))
         if text is None:
             log.info("Echat system message not forwarded (ECHAT_SYSTEM_NOTICES)",
                      extra={"msg_id": push.msg_id, "content_type": push.get("contentType")})
             return Callback(SUCCESS)
-        user = self._user(push)
         ref = {"uid": push.uid, "talk_id": push.get("talkId"), "lane": f"uid:{push.uid}" if push.uid else ""}
         pieces = split_text(text)
         return Callback(SUCCESS, [
@@ -66,24 +66,21 @@ class EchatDesk(Desk):
             log.warning("Echat push with a pushInfo that is not ours or was altered", extra={"msg_id": push.msg_id})
         return user
 
-    def _text(self, push: EchatPush) -> str | None:
-        """What the user gets, or None for a system message the company did not ask to forward."""
+    def _text(self, push: EchatPush, chat_url: str) -> str | None:
+        """What the user gets, or None for a system message the company did not ask to forward.
+        `chat_url` reopens the chat window when the push has no viewUrl of its own."""
+        link = anchor(push.get("viewUrl") or chat_url, self.settings.echat.handover_title)
         if push.push_type != "chatSend":
-            return push.get("replyContent") or f"客服给您回复了消息，点此查看：{self._view_link(push)}"
+            return push.get("replyContent") or f"客服给您回复了消息，点此查看：{link}"
         content_type, content = push.get("contentType"), push.get("content")
         notice = SYSTEM_NOTICES.get(content_type) if push.get("msgType") == "1" or content_type == "24" else None
         if notice or push.get("msgType") == "1":
             if notice not in self.settings.echat.system_notices:
                 return None
-            return content or f"客服邀请您评价本次服务：{self._view_link(push)}"
+            return content or f"客服邀请您评价本次服务：{link}"
         if content_type in ATTACHMENTS or not content:
-            kind = ATTACHMENTS.get(content_type, "消息")
-            return f"客服发来了{kind}，点此查看：{self._view_link(push)}"
+            return f"客服发来了{ATTACHMENTS.get(content_type, '消息')}，点此查看：{link}"
         return content
-
-    def _view_link(self, push: EchatPush) -> str:
-        url = push.get("viewUrl") or self._chat_url(push.get("pushInfo") if self._user(push) else None)
-        return anchor(url, self.settings.echat.handover_title)
 
     def _chat_url(self, token: str | None) -> str:
         url = self.settings.echat.chat_url or ""
@@ -119,6 +116,8 @@ class EchatDesk(Desk):
     async def deliver(self, message: UserMessage, conversation: Conversation) -> Delivered:
         """Keep the user's last words; send the hand-over link at most once per ECHAT_HANDOVER_EVERY."""
         thread: dict[str, Any] = dict(conversation.thread or {})
+        if message.msgtype == "event" and message.kind != "session":
+            return Delivered(thread)  # other events are not the user talking
         if message.kind != "session":
             said = (message.text if message.kind == "text" and message.text else message.notice())[:SAID_CHARS]
             thread["said"] = [*thread.get("said", []), said][-SAID_KEEP:]
