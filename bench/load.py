@@ -232,17 +232,23 @@ def analyse(pushes: Pushes, dump: dict[str, Any], measured: list[Push], t0: floa
             "e2e_span_s": round(span, 3)}
 
 
+async def start_fakes(rundir: Path, relay_port: int, secret: str) -> tuple[procs.Proc, dict[str, int]]:
+    """bench/fakes.py in its own process; its ports ({"wechat": …, "desk": …})."""
+    fakes = procs.start("fakes", [PY, str(ROOT / "bench" / "fakes.py"), "--relay-port", str(relay_port),
+                                  "--secret", secret], ROOT, dict(os.environ), rundir, stdout_pipe=True)
+    line = await asyncio.wait_for(asyncio.to_thread(fakes.popen.stdout.readline), 15)  # type: ignore[union-attr]
+    if not line:
+        fakes.stop()
+        raise Blocked(f"fakes did not start; stderr:\n{fakes.stderr_head()}")
+    return fakes, json.loads(line)
+
+
 async def run_relay(args: argparse.Namespace, rundir: Path, out: dict[str, Any]) -> None:
     secret = os.urandom(16).hex()
     rport = procs.free_port()
-    fakes = procs.start("fakes", [PY, str(ROOT / "bench" / "fakes.py"), "--relay-port", str(rport),
-                                  "--secret", secret], ROOT, dict(os.environ), rundir, stdout_pipe=True)
+    fakes, ports = await start_fakes(rundir, rport, secret)
     relay: procs.Proc | None = None
     try:
-        line = await asyncio.wait_for(asyncio.to_thread(fakes.popen.stdout.readline), 15)  # type: ignore[union-attr]
-        if not line:
-            raise Blocked(f"fakes did not start; stderr:\n{fakes.stderr_head()}")
-        ports = json.loads(line)
         fport = ports["wechat"]
         env = dict(os.environ, DATABASE_URL=f"sqlite:///{rundir}/relay.db",
                    WX_API_BASE=f"http://127.0.0.1:{fport}", RELAY_DESK="webhook",

@@ -1,0 +1,167 @@
+"""Desk bench: the Echat and C4C desks under load, each against fakes.
+
+Echat: one text push per user (each gets its hand-over link), then N signed, AES-encrypted staff
+pushes (chatSend, with the user's pushInfo) closed-loop; figures: push acks/s and latency, sends/s
+at the fake WeChat, lost and duplicated sends.
+C4C (OData): M user messages; figures: activities/s in the fake tenant and tenant calls per
+activity; then one Mashup reply per activity (recipient found by original_id); replies/s at the fake
+WeChat and tenant calls per reply. The fake tenant (tests/fakes/c4c.py, threaded) runs in this process.
+
+Run: `.venv/bin/python bench/desks.py [--pushes 4000] [--messages 1000] [--connections 16] [--users 100]`.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+import procs
+from load import APPID, ROOT, Blocked, Push, Pushes, drive, hypercorn, start_fakes, wait_ready, wait_sends
+from rawhttp import Conn, build_request
+
+sys.path.insert(0, str(ROOT))
+from core.desks.echat import pushinfo  # noqa: E402
+from tests.fakes.c4c import FakeC4C  # noqa: E402
+from tests.fakes.echat import FakeEchat, sample  # noqa: E402
+
+TOKEN, AES_KEY, ECHAT_APPID = "bench-token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "echat-bench"
+INBOUND = base64.b64encode(b"bench:bench-pw").decode()
+
+
+async def relay_with(desk_env: dict[str, str], rundir: Path, name: str) -> tuple[procs.Proc, procs.Proc, int, int]:
+    """Fakes and a relay on a fresh SQLite file with `desk_env`: (relay, fakes, relay port, WeChat port)."""
+    rport = procs.free_port()
+    fakes, ports = await start_fakes(rundir, rport, "unused")
+    env = dict(os.environ, DATABASE_URL=f"sqlite:///{rundir}/{name}.db", RELAY_LOG_LEVEL="warning",
+               WX_API_BASE=f"http://127.0.0.1:{ports['wechat']}", **desk_env)
+    relay = procs.start(name, hypercorn("cloudrun.app:app", rport), ROOT, env, rundir)
+    try:
+        await wait_ready(relay, rport, build_request("GET", "/healthz", {}), f"{name} GET /healthz")
+    except Blocked:
+        fakes.stop()
+        relay.stop()
+        raise
+    return relay, fakes, rport, ports["wechat"]
+
+
+def by_connection(pushes: list[Push], conns: int) -> list[list[Push]]:
+    """A user's requests stay on one connection, in order."""
+    work: list[list[Push]] = [[] for _ in range(conns)]
+    for p in pushes:
+        work[p.uid % conns].append(p)
+    return work
+
+
+async def poll(predicate: Callable[[], Any], deadline: float, what: str) -> float:
+    """Wait for `predicate`; the monotonic time it held."""
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise Blocked(f"timed out waiting for {what}")
+        await asyncio.sleep(0.05)
+    return time.monotonic()
+
+
+async def run_echat(args: argparse.Namespace, rundir: Path) -> dict[str, Any]:
+    relay, fakes, rport, fport = await relay_with({
+        "RELAY_DESK": "echat", "ECHAT_TOKEN": TOKEN, "ECHAT_AES_KEY": AES_KEY, "ECHAT_APPID": ECHAT_APPID,
+        "ECHAT_CHAT_URL": "https://chat.example.com/visitor/mobile/chat.html?companyId=1"}, rundir, "echat")
+    try:
+        conns = [Conn("127.0.0.1", rport) for _ in range(args.connections)]
+        users = Pushes(args.users, args.connections)
+        await drive(conns, users.phase(args.users), relay.pid)  # first contact: one hand-over each
+        await wait_sends(fport, args.users, time.monotonic() + 60, "hand-overs")
+        echat, seq = FakeEchat(TOKEN, aes_key=AES_KEY, appid=ECHAT_APPID), Counter[int]()
+        pushes = []
+        for n in range(args.pushes):
+            uid = n % args.users
+            seq[uid] += 1
+            text = f"echat {users.run} u{uid} #{seq[uid]}"
+            body = echat.wrap(sample("chatSend", msgId=str(n + 1), uid=f"v{uid}", msgType="2", contentType="21",
+                                     content=text, pushInfo=pushinfo.sign(TOKEN, APPID, users.openid(uid))))
+            query = urlencode(echat.query("chatSend", body=body))
+            pushes.append(Push(uid, seq[uid], text, build_request("POST", f"/echat?{query}",
+                                                                  {"Content-Type": "text/xml"}, body)))
+        phase = await drive(conns, by_connection(pushes, args.connections), relay.pid)
+        t0 = time.monotonic()
+        stats = await wait_sends(fport, args.users + args.pushes, t0 + 60 + args.pushes / 50, "echat sends")
+        acked = sum(p.acked for p in pushes)
+        return {**phase.summary(), "acked": acked, "sends_per_s": round(args.pushes / (time.monotonic() - phase.t0), 1),
+                "lost": args.users + acked - stats["unique_sends"], "duplicated": stats["sends"] - stats["unique_sends"],
+                "rss_mb": round(procs.tree_rss(relay.pid)[0], 1)}
+    finally:
+        relay.stop()
+        fakes.stop()
+
+
+async def run_c4c(args: argparse.Namespace, rundir: Path) -> dict[str, Any]:
+    tenant = FakeC4C()
+    relay, fakes, rport, fport = await relay_with({
+        "RELAY_DESK": "c4c", "C4C_BASE_URL": tenant.url, "C4C_USER": tenant.user, "C4C_PASSWORD": tenant.password,
+        "C4C_CHANNEL_ID": "WXBench", "C4C_INBOUND_USER": "bench", "C4C_INBOUND_PASSWORD": "bench-pw"}, rundir, "c4c")
+    try:
+        conns = [Conn("127.0.0.1", rport) for _ in range(args.connections)]
+        users = Pushes(args.users, args.connections)
+        phase = await drive(conns, users.phase(args.messages), relay.pid)
+        done = await poll(lambda: len(tenant.activities()) >= args.messages, time.monotonic() + 120 + args.messages / 5,
+                          "activities")
+        activities, calls = tenant.activities(), len(tenant.requests)
+        replies = []
+        for a in activities:
+            uid = int(a["Text"].rsplit(" u", 1)[1].split(" ")[0])
+            form = urlencode({"content": json.dumps({"original_id": a["SocialMediaMessageID"], "sma_id": f"r{a['ID']}",
+                                                     "service_req_no": "", "private_ind": "FALSE",
+                                                     "text": f"echo:{a['Text']}"})})
+            replies.append(Push(uid, 0, a["Text"], build_request(
+                "POST", "/c4c/mashup", {"Content-Type": "application/x-www-form-urlencoded",
+                                        "Authorization": f"Basic {INBOUND}"}, form.encode())))
+        reply_phase = await drive(conns, by_connection(replies, args.connections), relay.pid)
+        stats = await wait_sends(fport, args.messages, time.monotonic() + 120 + args.messages / 5, "c4c replies")
+        return {"messages": args.messages, "message_acks_per_s": phase.summary()["acks_per_s"],
+                "activities_per_s": round(args.messages / (done - phase.t0), 1),
+                "tenant_calls_per_activity": round(calls / args.messages, 2),
+                "duplicate_activities": len(activities) - len({a["SocialMediaMessageID"] for a in activities}),
+                "replies_per_s": round(args.messages / (time.monotonic() - reply_phase.t0), 1),
+                "tenant_calls_per_reply": round((len(tenant.requests) - calls) / args.messages, 2),
+                "reply_sends": stats["unique_sends"], "duplicated_sends": stats["sends"] - stats["unique_sends"]}
+    finally:
+        relay.stop()
+        fakes.stop()
+        tenant.close()
+
+
+async def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--pushes", type=int, default=4000, help="Echat staff pushes")
+    ap.add_argument("--messages", type=int, default=1000, help="C4C user messages (and as many replies)")
+    ap.add_argument("--connections", type=int, default=16)
+    ap.add_argument("--users", type=int, default=100)
+    args = ap.parse_args()
+    rundir = Path(tempfile.mkdtemp(prefix="relay-desks-bench-"))
+    out: dict[str, Any] = {"config": vars(args), "cpus": os.cpu_count()}
+    code = 0
+    for name, run in (("echat", run_echat), ("c4c", run_c4c)):
+        print(f"{name} ...", file=sys.stderr)
+        try:
+            out[name] = await run(args, rundir)
+        except Blocked as exc:
+            out[name], code = {"blocked": str(exc)}, 1
+    print(json.dumps(out, indent=2))
+    if code:
+        print(f"run directory kept: {rundir}", file=sys.stderr)
+    else:
+        shutil.rmtree(rundir, ignore_errors=True)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
