@@ -16,7 +16,6 @@ import asyncio
 import base64
 import json
 import os
-import shutil
 import sys
 import tempfile
 import time
@@ -26,7 +25,7 @@ from typing import Any, Callable
 from urllib.parse import urlencode
 
 import procs
-from load import APPID, ROOT, Blocked, Push, Pushes, drive, hypercorn, start_fakes, wait_ready, wait_sends
+from load import APPID, ROOT, Blocked, Push, Pushes, drive, hypercorn, start_fakes, tidy, wait_ready, wait_sends
 from rawhttp import Conn, build_request
 
 sys.path.insert(0, str(ROOT))
@@ -156,11 +155,7 @@ async def main() -> int:
         except Blocked as exc:
             out[name], code = {"blocked": str(exc)}, 1
     print(json.dumps(out, indent=2))
-    if code:
-        print(f"run directory kept: {rundir}", file=sys.stderr)
-    else:
-        shutil.rmtree(rundir, ignore_errors=True)
-    return code
+    return tidy(rundir, False, code)
 
 
 if __name__ == "__main__":

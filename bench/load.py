@@ -369,6 +369,15 @@ def print_table(out: dict[str, Any]) -> None:
         print(f"\nRELAY BLOCKED: {out['relay_blocked']}")
 
 
+def tidy(rundir: Path, keep: bool, code: int) -> int:
+    """Remove the run directory unless asked to keep it or something failed; pass `code` on."""
+    if keep or code:
+        print(f"run directory kept: {rundir}", file=sys.stderr)
+    else:
+        shutil.rmtree(rundir, ignore_errors=True)
+    return code
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pushes", type=int, default=20000)
@@ -404,11 +413,7 @@ async def main() -> int:
         print(json.dumps(out, indent=2, default=str))
     else:
         print_table(out)
-    if args.keep or code:
-        print(f"run directory kept: {rundir}", file=sys.stderr)
-    else:
-        shutil.rmtree(rundir, ignore_errors=True)
-    return code
+    return tidy(rundir, args.keep, code)
 
 
 if __name__ == "__main__":

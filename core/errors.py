@@ -7,9 +7,10 @@ class RelayError(Exception):
 
     status = 400
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
+        self.headers = headers or {}  # e.g. the WWW-Authenticate challenge of a 401
 
 
 class BadRequest(RelayError):

@@ -1,6 +1,7 @@
 """Relay: every route of the service, push intake, and the outbox job handlers."""
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from typing import Callable, Iterable
@@ -87,7 +88,8 @@ class Relay:
         """A refusal: one log line and a JSON error body; nothing is stored."""
         self.metrics.refused.labels(path if path in ("/", *self.callback_routes) else "other", str(error.status)).inc()
         log.warning("request refused", extra={"path": path, "status": error.status, "error": error.message})
-        return Response.json({"error": error.message}, error.status)
+        response = Response.json({"error": error.message}, error.status)
+        return Response(response.status, response.body, {**response.headers, **error.headers})
 
     async def _health(self) -> Response:
         try:
@@ -139,6 +141,7 @@ class Relay:
                 raise BadRequest("safe-mode push without Encrypt")
             crypto.check_signature(query.get("msg_signature"), wx.token, timestamp, nonce, encrypt)
             fields = sniff(crypto.decrypt(encrypt, wx.aes_key, wx.appid).encode())
+        await self._signature_once(f"wechat:{timestamp}:{nonce}:{query.get('signature', '').lower()}", request.body)
         return await self.accept_push(fields, Identity(app_id=wx.appid))
 
     async def accept_push(self, fields: dict[str, object], identity: Identity) -> Response:
@@ -165,8 +168,15 @@ class Relay:
                     return desk
         return None
 
+    async def _signature_once(self, key: str, body: bytes) -> None:
+        """A signature that does not cover the body may come again only with the same body (a resend)."""
+        if not await self.store.signature_for_body(key, hashlib.sha256(body).hexdigest(), self.clock()):
+            raise Unauthorized("this signature came before with another body: refused as a replay")
+
     async def _desk_callback(self, desk: Desk, request: Request) -> Response:
         callback = desk.parse_callback(request)
+        if callback.replay_key:
+            await self._signature_once(f"{desk.name}:{callback.replay_key}", request.body)
         if desk.needs_known_recipient:
             for reply in callback.replies:
                 if await self.store.conversation(reply.app_id, reply.openid) is None:

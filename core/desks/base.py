@@ -24,6 +24,8 @@ class Callback:
     response: Response
     replies: list[AgentReply] = field(default_factory=list)
     duplicate_response: Response | None = None  # the answer when every reply was seen before
+    # Set when the desk's signature does not cover the body: the relay lets that signature serve one body.
+    replay_key: str | None = None
 
 
 @dataclass(frozen=True)

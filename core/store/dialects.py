@@ -25,6 +25,9 @@ class Dialect:
 _TABLES = {
     "schema_version": "(version INTEGER NOT NULL PRIMARY KEY)",
     "received": "(dedupe_key VARCHAR(255) NOT NULL PRIMARY KEY, received_at DOUBLE NOT NULL)",
+    # Signatures that do not cover the body: each (timestamp, nonce, signature) serves one body only.
+    "signatures": "(signature_key VARCHAR(255) NOT NULL PRIMARY KEY, body_digest CHAR(64) NOT NULL,"
+                  " seen_at DOUBLE NOT NULL)",
     "conversations": (
         "(app_id VARCHAR(64) NOT NULL, openid VARCHAR(128) NOT NULL, from_appid VARCHAR(64),"
         " desk VARCHAR(32), thread TEXT, window_until DOUBLE NOT NULL DEFAULT 0,"
@@ -98,7 +101,8 @@ def mysql_dialect(url: str) -> Dialect:
     # Binary collation: keys compare exactly, as on SQLite ("AbC1" and "abc1" are two replies).
     suffix = " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin"
     # Dedupe keys are bytes: even a binary collation ignores trailing spaces on MariaDB ("r1 " = "r1").
-    tables = {**_TABLES, "received": _TABLES["received"].replace("VARCHAR(255)", "VARBINARY(1020)")}
+    tables = {**_TABLES, **{name: _TABLES[name].replace("VARCHAR(255)", "VARBINARY(1020)")
+                            for name in ("received", "signatures")}}
     ddl = tuple(f"CREATE TABLE IF NOT EXISTS {name} {body}{suffix}" for name, body in tables.items()) + (
         "CREATE TABLE IF NOT EXISTS jobs (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
         + _JOBS_COLUMNS.format(payload="MEDIUMTEXT")

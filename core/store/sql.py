@@ -11,7 +11,7 @@ from core.models import Conversation, Job
 from core.store.dialects import Dialect, dialect_for
 
 T = TypeVar("T")
-SCHEMA_VERSION = 2  # 2: links
+SCHEMA_VERSION = 2  # 2: links, signatures
 
 NewJob = tuple[str, str, str]  # (lane, kind, payload)
 
@@ -208,9 +208,27 @@ class SqlStore:
             cur, "SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall(), write=False)
         return {"pending": 0, "dead": 0, **{status: count for status, count in rows}}
 
+    async def signature_for_body(self, key: str, body_digest: str, now: float) -> bool:
+        """Record the first body a signature came with; False when it comes again with another body."""
+
+        def tx(cur: Any) -> bool:
+            try:
+                self._exec(cur, "INSERT INTO signatures (signature_key, body_digest, seen_at) VALUES (?, ?, ?)",
+                           (key, body_digest, now))
+                return True
+            except self.dialect.integrity_errors:
+                row = self._exec(cur, "SELECT body_digest FROM signatures WHERE signature_key = ?", (key,)).fetchone()
+                return bool(row) and row[0] == body_digest
+
+        return await self._run(tx)
+
     async def prune_received(self, before: float) -> int:
-        return await self._run(lambda cur: self._exec(
-            cur, "DELETE FROM received WHERE received_at < ?", (before,)).rowcount)
+        """Forget dedupe keys and used signatures older than `before`."""
+        def prune(cur: Any) -> int:
+            self._exec(cur, "DELETE FROM signatures WHERE seen_at < ?", (before,))
+            return self._exec(cur, "DELETE FROM received WHERE received_at < ?", (before,)).rowcount
+
+        return await self._run(prune)
 
 
 async def open_store(url: str) -> SqlStore:

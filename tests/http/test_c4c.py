@@ -70,6 +70,17 @@ def ticket_reply(text: str, sma_id: str, original_id: str = "", ticket: str = ""
             "private_ind": private}
 
 
+def create_in_tenant(c4c: FakeC4C, **activity: str) -> dict:
+    """An activity made in C4C itself (an agent's reply, another ticket), over OData with CSRF."""
+    with httpx.Client(base_url=c4c.url + ODATA, auth=(c4c.user, c4c.password)) as tenant:
+        token = tenant.get("", headers={"x-csrf-token": "fetch"}).headers["x-csrf-token"]
+        created = tenant.post("SocialMediaActivityCollection", headers={"x-csrf-token": token}, json={
+            "SocialMediaActivityProviderID": "WXOData", "SocialMediaChannelCode": "008", "InitiatorCode": "2",
+            **activity})
+    assert created.status_code == 201, created.text
+    return created.json()["d"]["results"]
+
+
 def test_first_contact_profile_root_follow_up_and_reply_by_original_id(start_c4c, c4c, wechat, api):
     service = start_c4c(api)
     answer = service.post("/", fresh_push("wechat/push.event.user_enter_tempsession.json", FromUserName=OPENID),
@@ -156,6 +167,7 @@ def test_both_routes_require_basic_auth(start_c4c, c4c, wechat, path):
     for headers in ({}, wrong, {"authorization": "Bearer x"}, {"authorization": "Basic !!!"}):
         answer = service.post(path, body, headers)
         assert answer.status_code == 401 and answer.json()["error"]
+        assert answer.headers["www-authenticate"].startswith("Basic realm=")
     assert wechat.requests == [] and c4c.requests == []
 
 
@@ -200,23 +212,27 @@ def test_bad_payload_is_dead_lettered_not_retried(start_c4c, c4c, wechat):
     assert "Text too long" in service.logs()
 
 
-def test_a_retried_delivery_finds_its_activity_instead_of_making_another(start_c4c, c4c, wechat):
+def test_a_retried_delivery_finds_its_activity_instead_of_making_another(start_c4c, c4c, wechat, api):
     """The create went through but the answer was lost: the next attempt must find it by MsgId."""
-    service = start_c4c()
+    service = start_c4c(api)
     write(service, "first", 5801)
     root = wait_texts(c4c, 1)[0]
-    with httpx.Client(base_url=c4c.url + ODATA, auth=(c4c.user, c4c.password)) as tenant:
-        token = tenant.get("", headers={"x-csrf-token": "fetch"}).headers["x-csrf-token"]
-        created = tenant.post("SocialMediaActivityCollection", headers={"x-csrf-token": token}, json={
-            "CategoryCode": "003", "SocialMediaMessageID": "5802", "Text": "second",
-            "SocialMediaUserProfileUUID": root["SocialMediaUserProfileUUID"], "InitiatorCode": "2",
-            "ParentSocialMediaActivityUUID": root["ObjectID"], "SocialMediaActivityProviderID": "WXOData",
-            "SocialMediaChannelCode": "008"})
-        assert created.status_code == 201
+    create_in_tenant(c4c, CategoryCode="003", SocialMediaMessageID="5802", Text="second",
+                     SocialMediaUserProfileUUID=root["SocialMediaUserProfileUUID"],
+                     ParentSocialMediaActivityUUID=root["ObjectID"])
     write(service, "second", 5802)
     write(service, "third", 5803)
     wait_texts(c4c, 3)
     assert texts_in_c4c(c4c) == ["first", "second", "third"]
+
+
+def test_other_events_make_no_activity(start_c4c, c4c, wechat):
+    service = start_c4c()
+    event = fresh_push("wechat/push.event.user_enter_tempsession.json", FromUserName=OPENID, Event="wxa_media_check")
+    assert service.post("/", event, CLOUD_RUN).text == "success"
+    write(service, "after the event", 5851)
+    wait_texts(c4c, 1)
+    assert texts_in_c4c(c4c) == ["after the event"]
 
 
 def test_reply_wechat_refuses_shows_in_the_ticket(start_c4c, c4c, wechat, api):
@@ -232,9 +248,33 @@ def test_reply_wechat_refuses_shows_in_the_ticket(start_c4c, c4c, wechat, api):
     assert wechat.texts_to(OPENID) == []
 
 
-def test_reply_for_a_user_nobody_knows_is_kept_not_retried(start_c4c, c4c, wechat):
+def test_undeliverable_reply_found_by_ticket_shows_in_that_ticket(start_c4c, c4c, wechat):
+    """The agent answers in a second ticket of the user: the notice goes there, not to the relay's root."""
+    service = start_c4c()
+    write(service, "first ticket", 5951)
+    first = wait_texts(c4c, 1)[0]
+    c4c.link_contact(first["SocialMediaUserProfileUUID"], "1000443")
+    second = create_in_tenant(c4c, CategoryCode="001", SocialMediaMessageID="phone-1", Text="second ticket",
+                              SocialMediaUserProfileUUID=first["SocialMediaUserProfileUUID"])
+    agent = create_in_tenant(c4c, CategoryCode="003", SocialMediaMessageID="agent-1", Text="answer", InitiatorCode="1",
+                             SocialMediaUserProfileUUID=first["SocialMediaUserProfileUUID"],
+                             ParentSocialMediaActivityUUID=second["ObjectID"])
+    wechat.script(SEND, (200, {"errcode": 45047, "errmsg": "out of response count limit"}))
+    reply = ticket_reply("answer", agent["ID"], ticket=c4c.ticket_for(second["ID"]))
+    assert mashup(service, reply).status_code == 200
+    notice = c4c.wait_for(lambda: [a for a in c4c.activities() if a["Text"].startswith("[WeChat relay]")],
+                          what="the notice")[0]
+    assert notice["RootSocialMediaActivityUUID"] == second["ObjectID"] != first["ObjectID"]
+    assert notice["CategoryCode"] == "003" and "reply quota" in notice["Text"]
+
+
+def test_reply_for_a_user_nobody_knows_is_logged_not_retried(start_c4c, c4c, wechat):
     service = start_c4c()
     answer = mashup(service, ticket_reply("for nobody", "71001", original_id="no-such-message"))
     assert answer.status_code == 200
-    wechat.wait_for(lambda: "names no WeChat user" in service.logs(), what="the log line")
+    wechat.wait_for(lambda: service.metric("relay_deliveries_total", kind="send", result="undeliverable") == 1,
+                    what="the reply counted as undeliverable")
+    assert "names no WeChat user" in service.logs()
+    assert service.metric("relay_deliveries_total", kind="send", result="retry") == 0
+    assert [r.path for r in c4c.requests] == [ODATA + "SocialMediaActivityCollection"]  # one look-up, no retry
     assert wechat.requests == []

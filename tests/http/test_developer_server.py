@@ -88,3 +88,18 @@ def test_developer_server_mode_off_without_token(start_service):
     service = start_service()
     answer = httpx.get(f"{service.url}/", params=fresh_query("AAAAA", echostr="1"))
     assert answer.status_code == 403 and "WX_TOKEN" in answer.json()["error"]
+
+
+def test_a_signature_serves_one_body_only(start_service, desk):
+    """The plaintext signature does not cover the body: a captured query must not carry another body."""
+    vector = fixture_json("wechat/devserver-post-plaintext.json")
+    service = start_service(WX_TOKEN=vector["token"], WX_APPID="wxba5fad812f8e6fb9")
+    body = json.dumps(vector["request"]["body"])
+    query = fresh_query(vector["token"])
+    assert service.post("/", body, params=query).text == "success"
+    assert service.post("/", body, params=query).text == "success"  # WeChat's own resend: a duplicate
+    forged = json.dumps({**vector["request"]["body"], "MsgType": "text", "Content": "injected", "MsgId": 1})
+    answer = service.post("/", forged, params=query)
+    assert answer.status_code == 401 and "replay" in answer.json()["error"]
+    desk.wait_for(lambda: desk.events("message"))
+    assert len(desk.events("message")) == 1 and "injected" not in json.dumps(desk.events("message"))

@@ -76,10 +76,19 @@ def test_handover_sent_at_most_once_per_interval_and_quotes_the_user(start_echat
     write(service, "还在吗", 7002)
     enter_session(service)
     wait_metric(service, wechat, 3, "relay_deliveries_total", kind="deliver", result="ok")
-    wait_metric(service, wechat, 1, "relay_deliveries_total", kind="send", result="ok")
+    wechat.wait_for(lambda: service.metric("relay_outbox_jobs", status="pending") == 0, what="an empty outbox")
     handovers = [t for t in wechat.texts_to(OPENID) if "pushInfo=" in t]
     assert len(handovers) == 1
     assert "我要退货" in handovers[0]
+
+
+def test_quoted_words_never_push_the_link_out_of_the_message(start_echat, wechat):
+    service = start_echat(ECHAT_HANDOVER_QUOTE="on", ECHAT_HANDOVER_EVERY="1")
+    for n in range(3):
+        write(service, f"第{n}段" + "很长的话" * 300, 7100 + n)  # 3.6 kB each
+    token = handover_token(wechat)
+    for text in wechat.texts_to(OPENID):
+        assert len(text.encode()) <= 2000 and text.endswith("</a>") and token[:10] in text
 
 
 def test_handover_as_link_card_or_mini_program_page(start_echat, wechat):
@@ -145,6 +154,37 @@ def test_refusals_and_ignored_pushes_send_nothing(start_echat, wechat):
     wait_metric(service, wechat, 1, "relay_outbox_jobs", status="dead")  # the other user's reply, kept
     texts = wechat.texts_to(OPENID) + wechat.texts_to(OTHER)
     assert not any(t in texts for t in ("forged", "stale", "wrong", "for someone else", "您好,请问有什么可以帮助到您?"))
+
+
+def test_a_captured_signature_cannot_carry_another_body(start_echat, wechat):
+    service = start_echat()
+    enter_session(service)
+    token = handover_token(wechat)
+    echat, url = FakeEchat(TOKEN), f"{service.url}/echat"
+    query = echat.query("chatSend")
+    body = agent_says("真的客服", token, msg_id="31")
+    assert httpx.post(url, params=query, content=body).text == "success"
+    assert httpx.post(url, params=query, content=body).text == "success"  # Echat resending: a duplicate
+    forged = httpx.post(url, params=query, content=agent_says("假冒的消息", token, msg_id="32"))
+    assert forged.status_code == 401 and "replay" in forged.json()["error"]
+    echat.push(url, "chatSend", agent_says("之后", token, msg_id="33"))
+    wechat.wait_for(lambda: "之后" in wechat.texts_to(OPENID), what="the next real push")
+    assert wechat.texts_to(OPENID)[1:] == ["真的客服", "之后"]
+
+
+def test_links_back_to_the_chat_name_the_user_found(start_echat, wechat):
+    """An image pushed with no viewUrl links back to the chat window: as the Mini Program page when only
+    ECHAT_CHAT_PAGE is set, and with a fresh token for a user found through myData."""
+    service = start_echat(ECHAT_CHAT_PAGE="pages/echat/index", ECHAT_CHAT_URL=None)
+    enter_session(service)
+    token = handover_token(wechat)
+    image = sample("chatSend", msgId="41", uid="u-9", msgType="2", contentType="22", content="", pushInfo="junk",
+                   myData=token)
+    assert FakeEchat(TOKEN).push(f"{service.url}/echat", "chatSend", image).text == "success"
+    text = wechat.wait_for(lambda: [t for t in wechat.texts_to(OPENID) if t.startswith("客服发来了图片")],
+                           what="the image notice")[0]
+    assert f'data-miniprogram-appid="{APP}"' in text
+    assert f'data-miniprogram-path="pages/echat/index?pushInfo={token}"' in text
 
 
 def test_duplicate_msg_id_is_sent_once(start_echat, wechat):

@@ -130,3 +130,12 @@ async def test_links_map_desk_keys_to_users_latest_wins(store):
     assert await store.linked("echat", "uid-1") == ("app2", "user2")
     assert await store.linked("echat", "UID-1") is None  # exact keys
     assert await store.linked("c4c", "uid-1") == ("app", "other")
+
+
+async def test_a_signature_serves_one_body(store):
+    assert await store.signature_for_body("echat:1:n:sig", "a" * 64, NOW)
+    assert await store.signature_for_body("echat:1:n:sig", "a" * 64, NOW + 1)  # a resend
+    assert not await store.signature_for_body("echat:1:n:sig", "b" * 64, NOW + 2)  # another body
+    assert await store.signature_for_body("echat:1:n:SIG", "b" * 64, NOW)  # exact keys
+    await store.prune_received(NOW + 10)
+    assert await store.signature_for_body("echat:1:n:sig", "b" * 64, NOW + 20)  # forgotten after pruning

@@ -72,8 +72,8 @@ class C4CDesk(Desk):
             log.info("private C4C reply: not sent to the user", extra={"sma_id": sma_id, "ticket": ticket})
             return Callback(Response.json({"status": "private: not sent"}))
         ref = {"original_id": original_id, "ticket": ticket, "sma_id": sma_id, "lane": f"ticket:{ticket or original_id}"}
-        return Callback(ACCEPTED, self._texts(sma_id or digest(original_id, ticket, text), text, ref),
-                        duplicate_response=DUPLICATE)
+        reply_id = sma_id or digest(original_id, ticket, field(data, "sma_create_datetime"), text)
+        return Callback(ACCEPTED, self._texts(reply_id, text, ref), duplicate_response=DUPLICATE)
 
     def _survey(self, data: dict[str, Any]) -> list[AgentReply]:
         items = data.get("data")
@@ -138,6 +138,8 @@ class C4CDesk(Desk):
         """First contact: find or create the user's profile. Each message: a root activity, or a follow-up
         under the root while the conversation lasts; a retried delivery finds its activity instead."""
         thread = dict(conversation.thread or {})
+        if message.msgtype == "event" and message.kind != "session":
+            return Delivered(thread)  # other events are not the user talking: no activity, no ticket
         if "profile" not in thread:
             profile = await self.social.find_profile(message.openid) or await self.social.create_profile(
                 message.openid)
@@ -159,17 +161,29 @@ class C4CDesk(Desk):
 
     async def undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str,
                             conversation: Conversation | None) -> None:
-        """A follow-up activity in the reply's thread, so the agent sees that the user did not get it."""
-        thread = (conversation.thread if conversation else None) or {}
-        if not (reply.desk_ref.get("ticket") or reply.desk_ref.get("original_id")) or "profile" not in thread:
+        """A follow-up activity in the reply's own thread, so the agent sees that the user did not get it.
+        Never a root: that would open a ticket. Over SOAP, C4C threads it by the user's profile."""
+        ref, thread = reply.desk_ref, (conversation.thread if conversation else None) or {}
+        if not (ref.get("ticket") or ref.get("original_id")) or "profile" not in thread:
             return  # a survey or a notice: no ticket to tell; the relay has logged it
-        root = thread.get("root")
-        if reply.desk_ref.get("root_uuid"):
-            root = {**(root or {}), "uuid": reply.desk_ref["root_uuid"], "id": "",
-                    "root_uuid": reply.desk_ref["root_uuid"]}
+        root = await self._thread_of(ref, thread)
+        if root is None and self.c4c.api == "odata":
+            log.warning("no C4C thread to show an undeliverable reply in", extra={"reply": reply.id})
+            return
         message_id = f"undeliverable-{reply.id}"
         if await self.social.find_activity(message_id):
             return
         text = f"[WeChat relay] Not delivered to the WeChat user ({REASONS.get(reason, reason)}): {reply.text or ''}"
-        await self.social.create_activity(Profile(**thread["profile"]), message_id, text[:2000],
-                                          Activity(**root) if root else None, from_agent_side=True)
+        await self.social.create_activity(Profile(**thread["profile"]), message_id, text[:2000], root,
+                                          from_agent_side=True)
+
+    async def _thread_of(self, ref: dict[str, str], thread: dict[str, Any]) -> Activity | None:
+        """The root of the reply's ticket: known from its original_id, else from the agent's reply
+        activity (`sma_id`), else the conversation's current root."""
+        if ref.get("root_uuid"):
+            return Activity(uuid=ref["root_uuid"], id="", root_uuid=ref["root_uuid"])
+        if ref.get("sma_id") and self.c4c.api == "odata":
+            agent_reply = await self.odata.activity_by_id(ref["sma_id"])
+            if agent_reply:
+                return agent_reply
+        return Activity(**thread["root"]) if "root" in thread else None

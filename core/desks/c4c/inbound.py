@@ -14,6 +14,7 @@ from core.errors import BadRequest, Unauthorized
 from core.web import Request
 
 TRUE = ("true", "x", "1", "yes")  # private_ind arrives as "TRUE"/"FALSE"
+CHALLENGE = {"www-authenticate": 'Basic realm="relay", charset="UTF-8"'}
 
 
 def check_basic(request: Request, user: str, password: str) -> None:
@@ -24,10 +25,10 @@ def check_basic(request: Request, user: str, password: str) -> None:
     except (binascii.Error, ValueError):
         sep = ""
     if scheme.lower() != "basic" or not sep:
-        raise Unauthorized("HTTP Basic credentials are required (C4C_INBOUND_USER)")
+        raise Unauthorized("HTTP Basic credentials are required (C4C_INBOUND_USER)", CHALLENGE)
     user_ok = hmac.compare_digest(given_user.encode(), user.encode())
     if not (hmac.compare_digest(given_password.encode(), password.encode()) and user_ok):
-        raise Unauthorized("wrong HTTP Basic credentials")
+        raise Unauthorized("wrong HTTP Basic credentials", CHALLENGE)
 
 
 def mashup_payload(body: bytes) -> dict[str, Any]:

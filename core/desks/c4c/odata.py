@@ -134,8 +134,15 @@ class ODataSocialMedia:
         }))
 
     async def find_activity(self, message_id: str) -> Activity | None:
+        return await self._activity_where("SocialMediaMessageID", message_id)
+
+    async def activity_by_id(self, activity_id: str) -> Activity | None:
+        """An activity by its C4C number (the Mashup's `sma_id`: the agent's reply)."""
+        return await self._activity_where("ID", activity_id)
+
+    async def _activity_where(self, field: str, value: str) -> Activity | None:
         found = await self.client.get("SocialMediaActivityCollection" + query(
-            **{"$filter": f"SocialMediaMessageID eq {literal(message_id)}"}))
+            **{"$filter": f"{field} eq {literal(value)}"}))
         mine = [e for e in found if e.get("SocialMediaActivityProviderID") in (None, self.settings.channel_id)]
         return _activity(mine[0]) if mine else None
 

@@ -11,16 +11,20 @@ from urllib.parse import quote
 from core import logs
 from core.desks.base import Callback, Delivered, Desk
 from core.desks.echat import pushinfo
-from core.desks.echat.push import EchatPush, read_push
+from core.desks.echat.push import EchatPush, read_push, replay_key
 from core.errors import PermanentDeliveryError, UnknownRecipient
 from core.models import AgentReply, Conversation, UserMessage
 from core.web import SUCCESS, Request
-from core.wechat.api import split_text
+from core.wechat.api import TEXT_LIMIT, shorten, split_text
 
 log = logs.get("echat")
-SYSTEM_NOTICES = {"1": "start", "2": "busy", "3": "noreply", "4": "end", "24": "invite"}  # chatSend contentType
+# chatSend system messages (msgType 1) by contentType: (ECHAT_SYSTEM_NOTICES name, text when Echat sends none)
+SYSTEM_NOTICES = {"1": ("start", "客服已接入，请问有什么可以帮您？"), "2": ("busy", "客服正忙，请稍候。"),
+                  "3": ("noreply", "您已经有一段时间没有回复了。"), "4": ("end", "本次对话已结束。"),
+                  "24": ("invite", "客服邀请您评价本次服务：{link}")}
 ATTACHMENTS = {"22": "图片", "23": "文件", "25": "图文消息"}  # content left empty by Echat
-SAID_KEEP, SAID_CHARS = 5, 200
+LINK = "{link}"  # in texts the relay writes itself: the chat link, filled in once the user is known
+SAID_KEEP, SAID_CHARS = 20, 2000  # the user's words kept with the conversation
 
 
 def anchor(url: str, label: str, **attributes: str) -> str:
@@ -33,6 +37,10 @@ def anchor(url: str, label: str, **attributes: str) -> str:
     return f'<a href="{safe(url)}"{extra}>{html.escape(label, quote=False)}</a>'
 
 
+def _with_query(url: str, name: str, value: str) -> str:
+    return f"{url}{'&' if '?' in url else '?'}{name}={quote(value, safe='')}"
+
+
 class EchatDesk(Desk):
     name = "echat"
     callback_paths = ("/echat",)
@@ -41,22 +49,23 @@ class EchatDesk(Desk):
     # -- pushes from Echat --------------------------------------------------------------------------
     def parse_callback(self, request: Request) -> Callback:
         push_type, push = read_push(request, self.settings.echat, self.clock())
+        once = replay_key(request)  # the signature does not cover the body: it may serve one body only
         if push is None:
             log.info("Echat push of a kind this relay does not relay acknowledged", extra={"type": push_type})
-            return Callback(SUCCESS)
-        user = self._user(push)
-        text = self._text(push, self._chat_url(push.get("pushInfo") if user else None))
+            return Callback(SUCCESS, replay_key=once)
+        text = self._text(push)
         if text is None:
             log.info("Echat system message not forwarded (ECHAT_SYSTEM_NOTICES)",
                      extra={"msg_id": push.msg_id, "content_type": push.get("contentType")})
-            return Callback(SUCCESS)
+            return Callback(SUCCESS, replay_key=once)
+        user = self._user(push)
         ref = {"uid": push.uid, "talk_id": push.get("talkId"), "lane": f"uid:{push.uid}" if push.uid else ""}
-        pieces = split_text(text)
+        pieces = [text] if LINK in text else split_text(text)  # texts with a link are the relay's own, short
         return Callback(SUCCESS, [
             AgentReply(id=f"{push_type}:{push.msg_id}" + (f"#{n}" if len(pieces) > 1 else ""), desk=self.name,
                        app_id=user[0] if user else "", openid=user[1] if user else "", kind="text", text=piece,
                        desk_ref=ref)
-            for n, piece in enumerate(pieces, 1)])
+            for n, piece in enumerate(pieces, 1)], replay_key=once)
 
     def _user(self, push: EchatPush) -> tuple[str, str] | None:
         """The signed pushInfo, else a signed token the company passed as myData."""
@@ -66,27 +75,33 @@ class EchatDesk(Desk):
             log.warning("Echat push with a pushInfo that is not ours or was altered", extra={"msg_id": push.msg_id})
         return user
 
-    def _text(self, push: EchatPush, chat_url: str) -> str | None:
-        """What the user gets, or None for a system message the company did not ask to forward.
-        `chat_url` reopens the chat window when the push has no viewUrl of its own."""
-        link = anchor(push.get("viewUrl") or chat_url, self.settings.echat.handover_title)
+    def _text(self, push: EchatPush) -> str | None:
+        """What the user gets, or None for a system message the company did not ask to forward. Where the
+        push has no viewUrl, LINK stands for the link back to the chat window."""
+        view = push.get("viewUrl")
+        link = anchor(view, self.settings.echat.handover_title) if view else LINK
         if push.push_type != "chatSend":
             return push.get("replyContent") or f"客服给您回复了消息，点此查看：{link}"
         content_type, content = push.get("contentType"), push.get("content")
-        notice = SYSTEM_NOTICES.get(content_type) if push.get("msgType") == "1" or content_type == "24" else None
-        if notice or push.get("msgType") == "1":
-            if notice not in self.settings.echat.system_notices:
+        if push.get("msgType") == "1" or content_type == "24":
+            name, default = SYSTEM_NOTICES.get(content_type, ("", ""))
+            if name not in self.settings.echat.system_notices:
                 return None
-            return content or f"客服邀请您评价本次服务：{link}"
+            return content or default.replace(LINK, link)
         if content_type in ATTACHMENTS or not content:
             return f"客服发来了{ATTACHMENTS.get(content_type, '消息')}，点此查看：{link}"
         return content
 
-    def _chat_url(self, token: str | None) -> str:
-        url = self.settings.echat.chat_url or ""
-        if url and token:
-            url += ("&" if "?" in url else "?") + "pushInfo=" + quote(token, safe="")
-        return url
+    def chat_link(self, app_id: str, openid: str, sender_appid: str | None = None) -> str:
+        """A link that opens the Echat chat window as this user: the Mini Program page when configured
+        (`sender_appid` is the Mini Program the message comes from), else Echat's H5 window."""
+        echat = self.settings.echat
+        token = pushinfo.sign(echat.token or "", app_id, openid)
+        url = _with_query(echat.chat_url, "pushInfo", token) if echat.chat_url else ""
+        if echat.chat_page:
+            return anchor(url, echat.handover_title, appid=sender_appid or app_id,
+                          path=_with_query(echat.chat_page, "pushInfo", token))
+        return anchor(url, echat.handover_title)
 
     # -- routing agent replies ----------------------------------------------------------------------
     def reply_lane(self, reply: AgentReply) -> str:
@@ -95,16 +110,22 @@ class EchatDesk(Desk):
         return f"out:{self.name}:{lane}" if lane else super().reply_lane(reply)
 
     async def resolve_recipient(self, reply: AgentReply) -> AgentReply:
-        """A signed token names the user and links the visitor's uid; otherwise the uid's link."""
+        """A signed token names the user and links the visitor's uid; otherwise the uid's link. A link
+        back to the chat window is made for the user found."""
         uid = reply.desk_ref.get("uid")
         if reply.app_id and reply.openid:
             if uid:
                 await self.store.link(self.name, uid, reply.app_id, reply.openid, self.clock())
-            return reply
-        user = await self.store.linked(self.name, uid) if uid else None
-        if user is None:
-            raise UnknownRecipient(f"Echat visitor {uid or '(no uid)'} is not linked to a WeChat user")
-        return dataclasses.replace(reply, app_id=user[0], openid=user[1])
+        else:
+            user = await self.store.linked(self.name, uid) if uid else None
+            if user is None:
+                raise UnknownRecipient(f"Echat visitor {uid or '(no uid)'} is not linked to a WeChat user")
+            reply = dataclasses.replace(reply, app_id=user[0], openid=user[1])
+        if reply.text and LINK in reply.text:
+            conversation = await self.store.conversation(reply.app_id, reply.openid)
+            link = self.chat_link(reply.app_id, reply.openid, conversation.from_appid if conversation else None)
+            reply = dataclasses.replace(reply, text=reply.text.replace(LINK, link))
+        return reply
 
     async def undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str,
                             conversation: Conversation | None) -> None:
@@ -114,7 +135,7 @@ class EchatDesk(Desk):
 
     # -- hand-over --------------------------------------------------------------------------------
     async def deliver(self, message: UserMessage, conversation: Conversation) -> Delivered:
-        """Keep the user's last words; send the hand-over link at most once per ECHAT_HANDOVER_EVERY."""
+        """Keep the user's words; send the hand-over link at most once per ECHAT_HANDOVER_EVERY."""
         thread: dict[str, Any] = dict(conversation.thread or {})
         if message.msgtype == "event" and message.kind != "session":
             return Delivered(thread)  # other events are not the user talking
@@ -130,19 +151,29 @@ class EchatDesk(Desk):
 
     def _handover(self, message: UserMessage, conversation: Conversation, said: list[str]) -> AgentReply:
         echat = self.settings.echat
-        token = pushinfo.sign(echat.token or "", message.app_id, message.openid)
-        text = echat.handover_text
-        if echat.handover_quote and said:
-            text += "\n您刚才说：" + " / ".join(said)
         reply = AgentReply(id=f"handover:{message.id}", desk=self.name, app_id=message.app_id,
                            openid=message.openid, kind="text", desk_ref={"handover": True})
-        url = self._chat_url(token)
-        if echat.chat_page:
-            path = echat.chat_page + ("&" if "?" in echat.chat_page else "?") + "pushInfo=" + quote(token, safe="")
-            appid = conversation.from_appid or message.app_id  # the link must name the sending Mini Program
-            link = anchor(url, echat.handover_title, appid=appid, path=path)
-            return dataclasses.replace(reply, text=f"{text}\n{link}")
-        if echat.handover_thumb_url:
-            return dataclasses.replace(reply, kind="link", title=echat.handover_title, description=text, url=url,
+        if echat.handover_thumb_url and echat.chat_url and not echat.chat_page:
+            token = pushinfo.sign(echat.token or "", message.app_id, message.openid)
+            return dataclasses.replace(reply, kind="link", title=echat.handover_title,
+                                       description=self._quoted(echat.handover_text, said, 0),
+                                       url=_with_query(echat.chat_url, "pushInfo", token),
                                        thumb_url=echat.handover_thumb_url)
-        return dataclasses.replace(reply, text=f"{text}\n{anchor(url, echat.handover_title)}")
+        link = self.chat_link(message.app_id, message.openid, conversation.from_appid)
+        return dataclasses.replace(reply, text=f"{self._quoted(echat.handover_text, said, len(link.encode()) + 1)}"
+                                               f"\n{link}")
+
+    def _quoted(self, text: str, said: list[str], reserved: int) -> str:
+        """The hand-over text, with the user's latest words when ECHAT_HANDOVER_QUOTE is on, cut so that
+        the whole message (and `reserved` bytes for the link) fits one WeChat text."""
+        head = f"{text}\n您刚才说："
+        room = TEXT_LIMIT - reserved - len(head.encode())
+        if not (self.settings.echat.handover_quote and said) or room < 16:
+            return text
+        chosen: list[str] = []  # the latest words that fit, in the order they were said
+        for words in reversed(said):
+            if len(" / ".join([words, *chosen]).encode()) > room:
+                chosen = chosen or [shorten(words, room)]
+                break
+            chosen.insert(0, words)
+        return head + " / ".join(chosen)

@@ -44,6 +44,11 @@ def check_signature(request: Request, settings: EchatSettings, now: float, encry
     signing.check_fresh(timestamp[:-3] if len(timestamp) == 13 else timestamp, now)
 
 
+def replay_key(request: Request) -> str:
+    query = request.query
+    return f"{query.get('timestamp', '')}:{query.get('nonce', '')}:{query.get('signature', '').lower()}"
+
+
 def read_push(request: Request, settings: EchatSettings, now: float) -> tuple[str, EchatPush | None]:
     """Verify and parse a push: (push type, the push or None for a kind this relay does not relay)."""
     root = _root(parse_xml(request.body))
