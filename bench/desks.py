@@ -95,7 +95,8 @@ async def run_echat(args: argparse.Namespace, rundir: Path) -> dict[str, Any]:
         stats = await wait_sends(fport, args.users + args.pushes, t0 + 60 + args.pushes / 50, "echat sends")
         acked = sum(p.acked for p in pushes)
         return {**phase.summary(), "acked": acked, "sends_per_s": round(args.pushes / (time.monotonic() - phase.t0), 1),
-                "lost": args.users + acked - stats["unique_sends"], "duplicated": stats["sends"] - stats["unique_sends"],
+                "lost": args.users + acked - stats["unique_sends"],
+                "duplicated": stats["sends"] - stats["unique_sends"],
                 "rss_mb": round(procs.tree_rss(relay.pid)[0], 1)}
     finally:
         relay.stop()

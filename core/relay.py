@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import time
 from typing import Callable, Iterable
@@ -141,7 +142,7 @@ class Relay:
                 raise BadRequest("safe-mode push without Encrypt")
             crypto.check_signature(query.get("msg_signature"), wx.token, timestamp, nonce, encrypt)
             fields = sniff(crypto.decrypt(encrypt, wx.aes_key, wx.appid).encode())
-        await self._signature_once(f"wechat:{timestamp}:{nonce}:{query.get('signature', '').lower()}", request.body)
+        await self._signature_once(f"wechat:{timestamp}:{nonce}:{query.get('signature', '').lower()}", request)
         return await self.accept_push(fields, Identity(app_id=wx.appid))
 
     async def accept_push(self, fields: dict[str, object], identity: Identity) -> Response:
@@ -168,15 +169,17 @@ class Relay:
                     return desk
         return None
 
-    async def _signature_once(self, key: str, body: bytes) -> None:
-        """A signature that does not cover the body may come again only with the same body (a resend)."""
-        if not await self.store.signature_for_body(key, hashlib.sha256(body).hexdigest(), self.clock()):
-            raise Unauthorized("this signature came before with another body: refused as a replay")
+    async def _signature_once(self, key: str, request: Request) -> None:
+        """A signature that covers neither the body nor the rest of the query may come again only with
+        the same request (a resend)."""
+        digest = hashlib.sha256(json.dumps(sorted(request.query.items())).encode() + b"\n" + request.body)
+        if not await self.store.signature_for_body(key, digest.hexdigest(), self.clock()):
+            raise Unauthorized("this signature came before with another request: refused as a replay")
 
     async def _desk_callback(self, desk: Desk, request: Request) -> Response:
         callback = desk.parse_callback(request)
         if callback.replay_key:
-            await self._signature_once(f"{desk.name}:{callback.replay_key}", request.body)
+            await self._signature_once(f"{desk.name}:{callback.replay_key}", request)
         if desk.needs_known_recipient:
             for reply in callback.replies:
                 if await self.store.conversation(reply.app_id, reply.openid) is None:
@@ -189,11 +192,12 @@ class Relay:
         return callback.response
 
     async def _accept_replies(self, desk: Desk, replies: Iterable[AgentReply]) -> int:
-        """Queue each reply for sending once (the desk's retries are duplicates); returns how many were new."""
+        """Queue each reply for sending once (the desk's retries are duplicates); returns how many were new.
+        The pieces of a long reply share its id and are queued in one transaction, so they stay together."""
         fresh = 0
-        for reply in replies:
-            fresh += await self.store.accept(f"reply:{desk.name}:{reply.id}", self.clock(),
-                                             [(desk.reply_lane(reply), "send", reply.to_json())])
+        for reply_id, pieces in itertools.groupby(replies, key=lambda reply: reply.id):
+            fresh += await self.store.accept(f"reply:{desk.name}:{reply_id}", self.clock(),
+                                             [(desk.reply_lane(p), "send", p.to_json()) for p in pieces])
         if fresh:
             self.outbox.wake()
         return fresh
@@ -215,9 +219,9 @@ class Relay:
         if desk is None or conversation is None:  # kept as a dead letter, payload and all
             raise PermanentDeliveryError("no desk for this conversation (RELAY_DESK, RELAY_ROUTES): not relayed")
         delivered = await desk.deliver(message, conversation)
+        await self._accept_replies(desk, delivered.replies)  # first: a retry after a crash queues them once
         if delivered.thread is not None and delivered.thread != conversation.thread:
             await self.store.set_thread(message.app_id, message.openid, desk.name, delivered.thread)
-        await self._accept_replies(desk, delivered.replies)
         log.info("delivered to desk", extra={"id": message.id, "desk": desk.name})
 
     async def _send(self, reply: AgentReply) -> None:

@@ -160,7 +160,8 @@ def split_text(text: str, limit: int = TEXT_LIMIT) -> list[str]:
             cut = cut[: newline + 1]
         pieces.append(cut.rstrip("\n"))
         rest = rest[len(cut):]
-    return [*pieces, rest] if rest or not pieces else pieces
+    pieces = [piece for piece in [*pieces, rest] if piece.strip()]  # WeChat refuses empty texts
+    return pieces or [text]
 
 
 def shorten(text: str, limit: int = TEXT_LIMIT) -> str:

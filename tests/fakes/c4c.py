@@ -138,6 +138,7 @@ class FakeC4C(FakeServer):
 
     user: str = "relay"
     password: str = "relay-secret"
+    csrf: bool = True  # False: like a tenant that issues no CSRF tokens (integration users)
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -208,11 +209,11 @@ class FakeC4C(FakeServer):
         if path.startswith(SOAP):
             return self._soap(path[len(SOAP):], recorded)
         with self._data:
-            if recorded.method in MODIFYING and not self._csrf_ok(recorded.headers):
+            if recorded.method in MODIFYING and self.csrf and not self._csrf_ok(recorded.headers):
                 return odata_error(403, "CSRF token validation failed", {"x-csrf-token": "Required"})
             status, value, *extra = self._odata(recorded.method, path, recorded)
             headers = dict(extra[0]) if extra else {}
-            if recorded.method == "GET" and recorded.headers.get("x-csrf-token", "").lower() == "fetch":
+            if self.csrf and recorded.method == "GET" and recorded.headers.get("x-csrf-token", "").lower() == "fetch":
                 token, session = secrets.token_urlsafe(24), secrets.token_hex(16)
                 self._csrf[token] = session
                 headers.update({"x-csrf-token": token, "set-cookie": f"{XSRF_COOKIE}={session}; path=/; HttpOnly"})

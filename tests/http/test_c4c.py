@@ -185,6 +185,28 @@ def test_csrf_token_fetched_again_once_it_expires(start_c4c, c4c, wechat):
     assert all("authorization" in r.headers for r in c4c.modifying_requests())
 
 
+def test_a_token_refused_twice_is_retried_and_a_tenant_without_tokens_works(start_c4c, c4c, wechat):
+    service = start_c4c()
+    required = (403, {"error": {"code": "403", "message": {"lang": "en", "value": "CSRF token validation failed"}}},
+                {"x-csrf-token": "Required"})
+    c4c.script("POST " + ODATA + "SocialMediaUserProfileCollection", required, required)
+    write(service, "despite the tokens", 5521)
+    wait_texts(c4c, 1)
+    assert service.metric("relay_outbox_jobs", status="dead") == 0
+    c4c.csrf = False  # integration users: no token is issued or needed
+    c4c.expire_csrf()
+    c4c.script("POST " + ODATA + "SocialMediaActivityCollection", required)  # the old token refused once
+    write(service, "no token at all", 5522)
+    wait_texts(c4c, 2)
+    assert "x-csrf-token" not in c4c.modifying_requests()[-1].headers
+
+
+def test_soap_drops_characters_xml_cannot_carry(start_c4c, c4c, wechat):
+    service = start_c4c("soap")
+    write(service, "tab\there, vertical\x0btab, bell\x07", 5531)
+    assert wait_texts(c4c, 1)[0]["Text"] == "tab\there, verticaltab, bell"
+
+
 def test_outage_delays_but_loses_nothing_and_keeps_order(start_c4c, c4c, wechat, api):
     service = start_c4c(api)
     c4c.down = 503

@@ -167,6 +167,8 @@ def test_a_captured_signature_cannot_carry_another_body(start_echat, wechat):
     assert httpx.post(url, params=query, content=body).text == "success"  # Echat resending: a duplicate
     forged = httpx.post(url, params=query, content=agent_says("假冒的消息", token, msg_id="32"))
     assert forged.status_code == 401 and "replay" in forged.json()["error"]
+    retyped = httpx.post(url, params={**query, "msgType": "msgSend"}, content=body)  # msgType is not signed
+    assert retyped.status_code == 401
     echat.push(url, "chatSend", agent_says("之后", token, msg_id="33"))
     wechat.wait_for(lambda: "之后" in wechat.texts_to(OPENID), what="the next real push")
     assert wechat.texts_to(OPENID)[1:] == ["真的客服", "之后"]

@@ -11,7 +11,7 @@ from core.bodies import parse_xml
 from core.config import Settings
 from core.desks.c4c import C4CDesk
 from core.desks.c4c.inbound import check_basic, mashup_payload
-from core.desks.c4c.odata import literal, query
+from core.desks.c4c.odata import literal, query, with_query
 from core.desks.c4c.soap import find_all, text_of
 from core.errors import BadRequest, Unauthorized
 from core.web import Request
@@ -45,8 +45,9 @@ def test_form_plus_is_a_space_and_json_bodies_are_sniffed():
 @pytest.mark.parametrize("body", [b"", b"content=", b"content=not-json", b"content=%5B1%5D", b"a=1&content=1&content=2",
                                   b"\xff\xfe", b"content=%7B%22x%22", b"&&&"])
 def test_bad_mashup_bodies_are_refused(body):
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadRequest) as refused:
         mashup_payload(body)
+    assert "not-json" not in refused.value.message  # the refusal is logged: it must not quote the body
 
 
 def test_basic_auth():
@@ -75,7 +76,7 @@ def test_seed_ticket_reply_private_replies_and_long_texts(desk):
     assert desk.parse_callback(call("/c4c/mashup", json.dumps(private).encode())).replies == []
     long = {**fixture_json("c4c/mashup-reply.decoded.json"), "text": "字" * 1500}
     pieces = desk.parse_callback(call("/c4c/mashup", json.dumps(long).encode())).replies
-    assert [p.id for p in pieces] == ["59163#1", "59163#2", "59163#3"]
+    assert [p.id for p in pieces] == ["59163"] * 3  # one reply: queued together, deduplicated together
     assert "".join(p.text for p in pieces) == "字" * 1500
 
 
@@ -89,6 +90,24 @@ def test_ticket_reply_needs_a_way_to_the_user_and_text(desk):
 def test_odata_literals_and_query_strings():
     assert literal("O'Brien") == "'O''Brien'"
     assert query(**{"$filter": "ID eq '1 & 2'"}) == "?$filter=ID%20eq%20'1%20%26%202'"
+    assert with_query("https://t/C?$format=json", a="'x'") == "https://t/C?$format=json&a='x'"
+    assert with_query("https://t/C", a="'x'") == "https://t/C?a='x'"
+
+
+@pytest.mark.parametrize("path,body", [
+    ("/c4c/mashup", {"original_id": "", "service_req_no": "1" * 129, "text": "x"}),
+    ("/c4c/mashup", {"original_id": "1", "sma_id": "s" * 129, "text": "x"}),
+    ("/c4c/mashup", {"type": "WKF", "data": [{"openId": "o" * 129, "fullText": "x"}]}),
+    ("/c4c/events", {"businessObject": "CUSTOMER", "businessObjectId": "G" * 129}),
+])
+def test_ids_longer_than_the_store_keeps_are_refused(desk, path, body):
+    with pytest.raises(BadRequest, match="longer than 128"):
+        desk.parse_callback(call(path, json.dumps(body).encode()))
+
+
+def test_the_relays_own_notice_coming_back_is_not_sent(desk):
+    body = {**fixture_json("c4c/mashup-reply.decoded.json"), "text": "[WeChat relay] Not delivered to the WeChat user"}
+    assert desk.parse_callback(call("/c4c/mashup", json.dumps(body).encode())).replies == []
 
 
 def test_soap_answers_are_read_by_local_name_whatever_the_prefix():

@@ -26,6 +26,7 @@ log = logs.get("c4c")
 ACCEPTED = Response.json({"status": "accepted"})
 DUPLICATE = Response.json({"status": "duplicate"})
 CUSTOMER_OBJECTS = ("CUSTOMER", "INDIVIDUALCUSTOMER")
+NOTICE_PREFIX = "[WeChat relay]"
 CHANGE_COALESCE = 300  # one notice per customer per 5 minutes, however often C4C says it changed
 REASONS = {
     "window_closed": "the 48-hour window for replies is closed until the user writes again",
@@ -62,16 +63,20 @@ class C4CDesk(Desk):
         return self._ticket_reply(data)
 
     def _ticket_reply(self, data: dict[str, Any]) -> Callback:
-        text, original_id, ticket, sma_id = (field(data, n) for n in ("text", "original_id", "service_req_no",
-                                                                       "sma_id"))
+        original_id, ticket, sma_id = (field(data, n) for n in ("original_id", "service_req_no", "sma_id"))
+        text = field(data, "text", limit=None)
         if not (original_id or ticket):
             raise BadRequest("a ticket reply needs original_id or service_req_no")
         if not text:
             raise BadRequest("a ticket reply needs text")
+        if text.startswith(NOTICE_PREFIX):  # our own undeliverable notice, should C4C pass it on
+            log.info("the relay's own notice came back through the Mashup: not sent", extra={"sma_id": sma_id})
+            return Callback(ACCEPTED)
         if is_private(data):
             log.info("private C4C reply: not sent to the user", extra={"sma_id": sma_id, "ticket": ticket})
             return Callback(Response.json({"status": "private: not sent"}))
-        ref = {"original_id": original_id, "ticket": ticket, "sma_id": sma_id, "lane": f"ticket:{ticket or original_id}"}
+        ref = {"original_id": original_id, "ticket": ticket, "sma_id": sma_id,
+               "lane": f"ticket:{ticket or original_id}"}
         reply_id = sma_id or digest(original_id, ticket, field(data, "sma_create_datetime"), text)
         return Callback(ACCEPTED, self._texts(reply_id, text, ref), duplicate_response=DUPLICATE)
 
@@ -81,7 +86,8 @@ class C4CDesk(Desk):
             raise BadRequest("a WKF message needs a data list")
         replies = []
         for item in items:
-            openid, text, link = field(item, "openId"), field(item, "fullText"), field(item, "surveyLink")
+            openid, text = field(item, "openId"), field(item, "fullText", limit=None)
+            link = field(item, "surveyLink", limit=2048)
             if not openid or not text:
                 raise BadRequest("each WKF item needs openId and fullText")
             if link and link not in text:
@@ -102,11 +108,9 @@ class C4CDesk(Desk):
                         duplicate_response=DUPLICATE)
 
     def _texts(self, reply_id: str, text: str, ref: dict[str, str], openid: str = "") -> list[AgentReply]:
-        """Text replies, split to WeChat's size: one per piece, each with its own id."""
-        pieces = split_text(text)
-        return [AgentReply(id=reply_id if len(pieces) == 1 else f"{reply_id}#{n}", desk=self.name, app_id="",
-                           openid=openid, kind="text", text=piece, desk_ref=ref)
-                for n, piece in enumerate(pieces, 1)]
+        """Text replies, split to WeChat's size: one per piece, all with the reply's id."""
+        return [AgentReply(id=reply_id, desk=self.name, app_id="", openid=openid, kind="text", text=piece,
+                           desk_ref=ref) for piece in split_text(text)]
 
     def reply_lane(self, reply: AgentReply) -> str:
         """Replies of one ticket (or one customer, one survey user) keep their order."""
@@ -173,7 +177,7 @@ class C4CDesk(Desk):
         message_id = f"undeliverable-{reply.id}"
         if await self.social.find_activity(message_id):
             return
-        text = f"[WeChat relay] Not delivered to the WeChat user ({REASONS.get(reason, reason)}): {reply.text or ''}"
+        text = f"{NOTICE_PREFIX} Not delivered to the WeChat user ({REASONS.get(reason, reason)}): {reply.text or ''}"
         await self.social.create_activity(Profile(**thread["profile"]), message_id, text[:2000], root,
                                           from_agent_side=True)
 

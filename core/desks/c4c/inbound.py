@@ -42,8 +42,8 @@ def mashup_payload(body: bytes) -> dict[str, Any]:
         return _json_text(content) if isinstance(content, str) else data
     try:
         form = parse_qs(stripped.decode("utf-8"), keep_blank_values=True, strict_parsing=True, max_num_fields=50)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BadRequest(f"the Mashup body is neither JSON nor a form: {exc}") from None
+    except (UnicodeDecodeError, ValueError):  # the parser's message would quote the body
+        raise BadRequest("the Mashup body is neither JSON nor a form") from None
     contents = form.get("content")
     if not contents or len(contents) != 1:
         raise BadRequest("the Mashup form needs exactly one content field")
@@ -57,13 +57,17 @@ def _json_text(text: str) -> dict[str, Any]:
         raise BadRequest("content holds text that is not valid Unicode") from None
 
 
-def field(data: dict[str, Any], name: str) -> str:
+def field(data: dict[str, Any], name: str, limit: int | None = 128) -> str:
+    """A string field, stripped; ids and the like are at most `limit` characters (None: free text)."""
     value = data.get(name)
     if value is None:
         return ""
     if isinstance(value, (dict, list)):
         raise BadRequest(f"{name} must be a string")
-    return str(value).strip()
+    text = str(value).strip()
+    if limit is not None and len(text) > limit:
+        raise BadRequest(f"{name} is longer than {limit} characters")
+    return text
 
 
 def is_private(data: dict[str, Any]) -> bool:

@@ -28,6 +28,12 @@ def query(**params: str) -> str:
     return "?" + "&".join(f"{name}={quote(value, safe=chr(39) + '(),=')}" for name, value in params.items())
 
 
+def with_query(url: str, **params: str) -> str:
+    """`url` with `params` added, whether or not it has a query already."""
+    extra = query(**params)
+    return url + ("&" + extra[1:] if "?" in url else extra)
+
+
 def _error_text(response: httpx.Response) -> str:
     try:
         message = response.json()["error"]["message"]
@@ -77,28 +83,33 @@ class ODataClient:
     async def post(self, collection: str, body: dict[str, Any]) -> dict[str, Any]:
         token = await self._csrf(stale=None)
         response = await self._post(collection, body, token)
-        if response.status_code == 403 and response.headers.get("x-csrf-token", "").lower() == "required":
+        if _csrf_refused(response):
             response = await self._post(collection, body, await self._csrf(stale=token))  # expired: once more
+            if _csrf_refused(response):  # expired again meanwhile: the outbox tries later
+                raise TransientDeliveryError(f"C4C {collection}: CSRF token refused twice")
         created = results(checked(response))
         if not isinstance(created, dict):
             raise TransientDeliveryError(f"C4C {collection}: the answer holds no created entity")
         return created
 
     async def _post(self, collection: str, body: dict[str, Any], token: str) -> httpx.Response:
-        return await send(self.http, "POST", self.base + collection, json=body, auth=self.auth,
-                          headers={**JSON, "x-csrf-token": token})
+        headers = {**JSON, "x-csrf-token": token} if token else JSON
+        return await send(self.http, "POST", self.base + collection, json=body, auth=self.auth, headers=headers)
 
     async def _csrf(self, stale: str | None) -> str:
-        """The current token; a fresh one when `stale` is the current one (concurrent callers fetch once)."""
+        """The current token; a fresh one when `stale` is the current one (concurrent callers fetch once).
+        "" when the tenant issues none (SAP: not needed for integration users): calls go without one."""
         async with self._lock:
             if self._token is None or self._token == stale:
                 response = checked(await send(self.http, "GET", self.base, auth=self.auth,
                                               headers={**JSON, "x-csrf-token": "fetch"}))
                 token = response.headers.get("x-csrf-token", "")
-                if not token or token.lower() == "required":
-                    raise TransientDeliveryError("C4C answered the CSRF fetch without a token")
-                self._token = token
+                self._token = "" if token.lower() == "required" else token
             return self._token
+
+
+def _csrf_refused(response: httpx.Response) -> bool:
+    return response.status_code == 403 and response.headers.get("x-csrf-token", "").lower() == "required"
 
 
 def _profile(entity: dict[str, Any]) -> Profile:
@@ -174,7 +185,8 @@ class ODataSocialMedia:
             f"SocialMediaUserProfileCollection({literal(profile_uuid)})/SocialMediaUserProfileUserInformation")
         ours = [r for r in rows if r.get("ExternalPartyAccountID") == self.settings.channel_id] or \
             [r for r in rows if r.get("SocialMediaChannelCode") == self.settings.channel_code]
-        return next((str(r["SocialMediaUserAccountID"]) for r in ours if r.get("SocialMediaUserAccountID")), None)
+        return next((str(r["SocialMediaUserAccountID"]).strip() for r in ours
+                     if str(r.get("SocialMediaUserAccountID") or "").strip()), None)
 
     async def openid_of_ticket(self, ticket_id: str) -> str | None:
         """Ticket → buyer's main contact → that contact's profile on our channel → account id."""
@@ -196,5 +208,5 @@ class ODataSocialMedia:
 
     async def wechat_id(self, url: str, customer: str) -> str | None:
         """The WechatID extension field of a customer (the ABSL field exposed by a custom OData service)."""
-        rows = await self.client.get(url + query(**{"$filter": f"ParentObjectID eq {literal(customer)}"}))
-        return next((str(r["WechatID"]) for r in rows if r.get("WechatID")), None)
+        rows = await self.client.get(with_query(url, **{"$filter": f"ParentObjectID eq {literal(customer)}"}))
+        return next((str(r["WechatID"]).strip() for r in rows if str(r.get("WechatID") or "").strip()), None)

@@ -4,8 +4,9 @@ Requests follow the published envelopes with every value XML-escaped; answers ar
 XML parser (no DTDs), matching elements by local name whatever prefixes the tenant uses."""
 from __future__ import annotations
 
+import re
 from typing import Any
-from xml.sax.saxutils import escape
+from xml.sax import saxutils
 
 import httpx
 
@@ -25,7 +26,14 @@ SERVICES = {
 ENVELOPE = ('<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/envelope/"'
             ' xmlns:glob="http://sap.com/xi/SAPGlobal20/Global"><soapenv:Header/><soapenv:Body>'
             '<glob:{root}>{content}</glob:{root}></soapenv:Body></soapenv:Envelope>')
+NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")  # XML 1.0 cannot carry these
 EQUALS = "<InclusionExclusionCode>I</InclusionExclusionCode><IntervalBoundaryTypeCode>1</IntervalBoundaryTypeCode>"
+
+
+def escape(value: str) -> str:
+    """Text for an element: characters XML 1.0 cannot carry dropped (C4C would refuse the call), the
+    rest escaped."""
+    return saxutils.escape(NOT_XML.sub("", value))
 
 
 def _local(name: str) -> str:

@@ -58,14 +58,14 @@ class EchatDesk(Desk):
             log.info("Echat system message not forwarded (ECHAT_SYSTEM_NOTICES)",
                      extra={"msg_id": push.msg_id, "content_type": push.get("contentType")})
             return Callback(SUCCESS, replay_key=once)
+        text, needs_link = text
         user = self._user(push)
-        ref = {"uid": push.uid, "talk_id": push.get("talkId"), "lane": f"uid:{push.uid}" if push.uid else ""}
-        pieces = [text] if LINK in text else split_text(text)  # texts with a link are the relay's own, short
+        ref = {"uid": push.uid, "talk_id": push.get("talkId"), "lane": f"uid:{push.uid}" if push.uid else "",
+               "link": "yes" if needs_link else ""}
         return Callback(SUCCESS, [
-            AgentReply(id=f"{push_type}:{push.msg_id}" + (f"#{n}" if len(pieces) > 1 else ""), desk=self.name,
-                       app_id=user[0] if user else "", openid=user[1] if user else "", kind="text", text=piece,
-                       desk_ref=ref)
-            for n, piece in enumerate(pieces, 1)], replay_key=once)
+            AgentReply(id=f"{push_type}:{push.msg_id}", desk=self.name, app_id=user[0] if user else "",
+                       openid=user[1] if user else "", kind="text", text=piece, desk_ref=ref)
+            for piece in ([text] if needs_link else split_text(text))], replay_key=once)
 
     def _user(self, push: EchatPush) -> tuple[str, str] | None:
         """The signed pushInfo, else a signed token the company passed as myData."""
@@ -75,22 +75,28 @@ class EchatDesk(Desk):
             log.warning("Echat push with a pushInfo that is not ours or was altered", extra={"msg_id": push.msg_id})
         return user
 
-    def _text(self, push: EchatPush) -> str | None:
-        """What the user gets, or None for a system message the company did not ask to forward. Where the
-        push has no viewUrl, LINK stands for the link back to the chat window."""
+    def _text(self, push: EchatPush) -> tuple[str, bool] | None:
+        """What the user gets, and whether it is the relay's own text in which LINK stands for the link
+        back to the chat window (pushes without a viewUrl); None for a system message the company did
+        not ask to forward."""
         view = push.get("viewUrl")
         link = anchor(view, self.settings.echat.handover_title) if view else LINK
+
+        def own(text: str) -> tuple[str, bool]:
+            return text.replace(LINK, link), not view and LINK in text
+
         if push.push_type != "chatSend":
-            return push.get("replyContent") or f"客服给您回复了消息，点此查看：{link}"
+            reply = push.get("replyContent")
+            return (reply, False) if reply else own(f"客服给您回复了消息，点此查看：{LINK}")
         content_type, content = push.get("contentType"), push.get("content")
         if push.get("msgType") == "1" or content_type == "24":
             name, default = SYSTEM_NOTICES.get(content_type, ("", ""))
             if name not in self.settings.echat.system_notices:
                 return None
-            return content or default.replace(LINK, link)
+            return (content, False) if content else own(default)
         if content_type in ATTACHMENTS or not content:
-            return f"客服发来了{ATTACHMENTS.get(content_type, '消息')}，点此查看：{link}"
-        return content
+            return own(f"客服发来了{ATTACHMENTS.get(content_type, '消息')}，点此查看：{LINK}")
+        return content, False
 
     def chat_link(self, app_id: str, openid: str, sender_appid: str | None = None) -> str:
         """A link that opens the Echat chat window as this user: the Mini Program page when configured
@@ -121,7 +127,7 @@ class EchatDesk(Desk):
             if user is None:
                 raise UnknownRecipient(f"Echat visitor {uid or '(no uid)'} is not linked to a WeChat user")
             reply = dataclasses.replace(reply, app_id=user[0], openid=user[1])
-        if reply.text and LINK in reply.text:
+        if reply.desk_ref.get("link") and reply.text:
             conversation = await self.store.conversation(reply.app_id, reply.openid)
             link = self.chat_link(reply.app_id, reply.openid, conversation.from_appid if conversation else None)
             reply = dataclasses.replace(reply, text=reply.text.replace(LINK, link))
