@@ -7,8 +7,6 @@ import subprocess
 import sys
 import zipfile
 
-import pytest
-
 from cloudfunctions.build import build
 from tests.cloudfunctions.conftest import APPID
 from tests.cloudfunctions.harness import text_event
