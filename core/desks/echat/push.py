@@ -1,7 +1,6 @@
 """Echat's staff pushes: query-string signature, optional cipher mode, strict XML."""
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Any
@@ -27,18 +26,14 @@ class EchatPush:
         return self.fields.get(name, "")
 
 
-def _sha1(*parts: str) -> str:
-    return hashlib.sha1("".join(sorted(parts)).encode()).hexdigest()
-
-
 def check_signature(request: Request, settings: EchatSettings, now: float, encrypt: str | None) -> None:
     """sha1 of the sorted token, timestamp and nonce; in cipher mode Echat may also sign the Encrypt
     value (unsettled), so that form is accepted too. Timestamps in milliseconds are understood."""
     query = request.query
     timestamp, nonce, given = query.get("timestamp", ""), query.get("nonce", ""), query.get("signature", "")
-    expected = [_sha1(settings.token or "", timestamp, nonce)]
+    expected = [crypto.signature(settings.token or "", timestamp, nonce)]
     if encrypt is not None:
-        expected.append(_sha1(settings.token or "", timestamp, nonce, encrypt))
+        expected.append(crypto.signature(settings.token or "", timestamp, nonce, encrypt))
     if not given or not any(hmac.compare_digest(given.lower().encode(), e.encode()) for e in expected):
         raise Unauthorized("bad Echat signature")
     signing.check_fresh(timestamp[:-3] if len(timestamp) == 13 else timestamp, now)
