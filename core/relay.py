@@ -89,8 +89,7 @@ class Relay:
         """A refusal: one log line and a JSON error body; nothing is stored."""
         self.metrics.refused.labels(path if path in ("/", *self.callback_routes) else "other", str(error.status)).inc()
         log.warning("request refused", extra={"path": path, "status": error.status, "error": error.message})
-        response = Response.json({"error": error.message}, error.status)
-        return Response(response.status, response.body, {**response.headers, **error.headers})
+        return Response.json({"error": error.message}, error.status, error.headers)
 
     async def _health(self) -> Response:
         try:

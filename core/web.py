@@ -29,9 +29,9 @@ class Response:
         return cls(status, text.encode())
 
     @classmethod
-    def json(cls, value: object, status: int = 200) -> Response:
+    def json(cls, value: object, status: int = 200, headers: Mapping[str, str] | None = None) -> Response:
         return cls(status, json.dumps(value, ensure_ascii=False).encode(),
-                   {"content-type": "application/json; charset=utf-8"})
+                   {"content-type": "application/json; charset=utf-8", **(headers or {})})
 
 
 SUCCESS = Response.text("success")
