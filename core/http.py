@@ -26,15 +26,17 @@ async def send(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) 
         raise TransientDeliveryError(f"{method} {_safe(url)}: {type(exc).__name__}") from None
 
 
-def check_status(response: httpx.Response) -> httpx.Response:
-    """2xx passes; 408/429/5xx are transient; any other status is permanent."""
+def check_status(response: httpx.Response, detail: str = "",
+                 retryable: frozenset[int] | set[int] = RETRYABLE_STATUS) -> httpx.Response:
+    """2xx passes; `retryable` statuses (408/429/5xx) are transient; any other status is permanent.
+    `detail` (say, the peer's own error text) goes into the message."""
     if response.is_success:
         return response
-    where = f"{response.request.method} {_safe(str(response.request.url))}"
-    retry_after = _retry_after(response)
-    if response.status_code in RETRYABLE_STATUS:
-        raise TransientDeliveryError(f"{where}: HTTP {response.status_code}", retry_after=retry_after)
-    raise PermanentDeliveryError(f"{where}: HTTP {response.status_code}")
+    message = f"{response.request.method} {_safe(str(response.request.url))}: HTTP {response.status_code}"
+    message += f": {detail}" if detail else ""
+    if response.status_code in retryable:
+        raise TransientDeliveryError(message, retry_after=_retry_after(response))
+    raise PermanentDeliveryError(message)
 
 
 def _retry_after(response: httpx.Response) -> float | None:

@@ -10,8 +10,8 @@ import httpx
 
 from core.config import C4CSettings
 from core.desks.c4c.social import Activity, Profile
-from core.errors import PermanentDeliveryError, TransientDeliveryError
-from core.http import RETRYABLE_STATUS, make_client, send
+from core.errors import TransientDeliveryError
+from core.http import RETRYABLE_STATUS, check_status, make_client, send
 
 API_PATH = "/sap/c4c/odata/v1/c4codataapi/"
 JSON = {"accept": "application/json"}
@@ -43,17 +43,12 @@ def _error_text(response: httpx.Response) -> str:
 
 
 def checked(response: httpx.Response) -> httpx.Response:
-    """2xx passes. 401 (credentials may be fixed), 408/429/5xx: retried. Any other status: the call
-    itself is wrong and retrying cannot help."""
+    """check_status with C4C's own error text; 401 is retried too (the credentials may be fixed). Any
+    other 4xx: the call itself is wrong and retrying cannot help."""
     if response.is_success:
         return response
-    where = f"C4C {response.request.method} {response.request.url.path}"
-    detail = f"{where}: HTTP {response.status_code}: {_error_text(response)}"
-    if response.status_code == 401:
-        raise TransientDeliveryError(f"{detail} (check C4C_USER/C4C_PASSWORD)")
-    if response.status_code in RETRYABLE_STATUS:
-        raise TransientDeliveryError(detail)
-    raise PermanentDeliveryError(detail)
+    hint = " (check C4C_USER/C4C_PASSWORD)" if response.status_code == 401 else ""
+    return check_status(response, f"C4C: {_error_text(response)}{hint}", RETRYABLE_STATUS | {401})
 
 
 def results(response: httpx.Response) -> Any:
