@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 
+from tests.fakes.c4c import FakeC4C
 from tests.fakes.wechat import FakeWeChat
 from tests.fakes.webhook import HOOK, FakeWebhookDesk
 from tests.service import Service
@@ -41,6 +42,13 @@ def fresh_push(name: str, **fields: Any) -> bytes:
 @pytest.fixture
 def wechat() -> Iterator[FakeWeChat]:
     fake = FakeWeChat()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def c4c() -> Iterator[FakeC4C]:
+    fake = FakeC4C()
     yield fake
     fake.close()
 

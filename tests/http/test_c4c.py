@@ -21,13 +21,6 @@ AUTH = {"authorization": "Basic " + base64.b64encode(":".join(INBOUND).encode())
 FORM = {**AUTH, "content-type": "application/x-www-form-urlencoded"}
 
 
-@pytest.fixture
-def c4c():
-    fake = FakeC4C()
-    yield fake
-    fake.close()
-
-
 @pytest.fixture(params=["odata", "soap"])
 def api(request) -> str:
     return request.param

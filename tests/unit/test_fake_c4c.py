@@ -16,13 +16,6 @@ ENVELOPE = ('<soapenv:Envelope xmlns:soapenv="http://schemas.xmlsoap.org/soap/en
 
 
 @pytest.fixture
-def c4c() -> Iterator[FakeC4C]:
-    fake = FakeC4C()
-    yield fake
-    fake.close()
-
-
-@pytest.fixture
 def client(c4c: FakeC4C) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=c4c.url, auth=(c4c.user, c4c.password)) as client:
         yield client
