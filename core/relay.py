@@ -172,7 +172,7 @@ class Relay:
         """A signature that covers neither the body nor the rest of the query may come again only with
         the same request (a resend)."""
         digest = hashlib.sha256(json.dumps(sorted(request.query.items())).encode() + b"\n" + request.body)
-        if not await self.store.signature_for_body(key, digest.hexdigest(), self.clock()):
+        if not await self.store.signature_serves(key, digest.hexdigest(), self.clock()):
             raise Unauthorized("this signature came before with another request: refused as a replay")
 
     async def _desk_callback(self, desk: Desk, request: Request) -> Response:

@@ -24,7 +24,7 @@ class Callback:
     response: Response
     replies: list[AgentReply] = field(default_factory=list)
     duplicate_response: Response | None = None  # the answer when every reply was seen before
-    # Set when the desk's signature does not cover the body: the relay lets that signature serve one body.
+    # Set when the desk's signature does not cover the whole request: the relay lets it serve one request.
     replay_key: str | None = None
 
 

@@ -25,8 +25,8 @@ class Dialect:
 _TABLES = {
     "schema_version": "(version INTEGER NOT NULL PRIMARY KEY)",
     "received": "(dedupe_key VARCHAR(255) NOT NULL PRIMARY KEY, received_at DOUBLE NOT NULL)",
-    # Signatures that do not cover the body: each (timestamp, nonce, signature) serves one body only.
-    "signatures": "(signature_key VARCHAR(255) NOT NULL PRIMARY KEY, body_digest CHAR(64) NOT NULL,"
+    # Signatures that do not cover the whole request: each (timestamp, nonce, signature) serves one request.
+    "signatures": "(signature_key VARCHAR(255) NOT NULL PRIMARY KEY, request_digest CHAR(64) NOT NULL,"
                   " seen_at DOUBLE NOT NULL)",
     "conversations": (
         "(app_id VARCHAR(64) NOT NULL, openid VARCHAR(128) NOT NULL, from_appid VARCHAR(64),"

@@ -208,17 +208,18 @@ class SqlStore:
             cur, "SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall(), write=False)
         return {"pending": 0, "dead": 0, **{status: count for status, count in rows}}
 
-    async def signature_for_body(self, key: str, body_digest: str, now: float) -> bool:
-        """Record the first body a signature came with; False when it comes again with another body."""
+    async def signature_serves(self, key: str, request_digest: str, now: float) -> bool:
+        """Record the request (its digest) a signature first came with; False when it comes with another."""
 
         def tx(cur: Any) -> bool:
             try:
-                self._exec(cur, "INSERT INTO signatures (signature_key, body_digest, seen_at) VALUES (?, ?, ?)",
-                           (key, body_digest, now))
+                self._exec(cur, "INSERT INTO signatures (signature_key, request_digest, seen_at) VALUES (?, ?, ?)",
+                           (key, request_digest, now))
                 return True
             except self.dialect.integrity_errors:
-                row = self._exec(cur, "SELECT body_digest FROM signatures WHERE signature_key = ?", (key,)).fetchone()
-                return bool(row) and row[0] == body_digest
+                row = self._exec(cur, "SELECT request_digest FROM signatures WHERE signature_key = ?",
+                                 (key,)).fetchone()
+                return bool(row) and row[0] == request_digest
 
         return await self._run(tx)
 

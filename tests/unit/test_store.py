@@ -132,10 +132,10 @@ async def test_links_map_desk_keys_to_users_latest_wins(store):
     assert await store.linked("c4c", "uid-1") == ("app", "other")
 
 
-async def test_a_signature_serves_one_body(store):
-    assert await store.signature_for_body("echat:1:n:sig", "a" * 64, NOW)
-    assert await store.signature_for_body("echat:1:n:sig", "a" * 64, NOW + 1)  # a resend
-    assert not await store.signature_for_body("echat:1:n:sig", "b" * 64, NOW + 2)  # another body
-    assert await store.signature_for_body("echat:1:n:SIG", "b" * 64, NOW)  # exact keys
+async def test_a_signature_serves_one_request(store):
+    assert await store.signature_serves("echat:1:n:sig", "a" * 64, NOW)
+    assert await store.signature_serves("echat:1:n:sig", "a" * 64, NOW + 1)  # a resend
+    assert not await store.signature_serves("echat:1:n:sig", "b" * 64, NOW + 2)  # another request
+    assert await store.signature_serves("echat:1:n:SIG", "b" * 64, NOW)  # exact keys
     await store.prune_received(NOW + 10)
-    assert await store.signature_for_body("echat:1:n:sig", "b" * 64, NOW + 20)  # forgotten after pruning
+    assert await store.signature_serves("echat:1:n:sig", "b" * 64, NOW + 20)  # forgotten after pruning

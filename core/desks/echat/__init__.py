@@ -49,7 +49,7 @@ class EchatDesk(Desk):
     # -- pushes from Echat --------------------------------------------------------------------------
     def parse_callback(self, request: Request) -> Callback:
         push_type, push = read_push(request, self.settings.echat, self.clock())
-        once = replay_key(request)  # the signature does not cover the body: it may serve one body only
+        once = replay_key(request)  # the signature covers neither body nor msgType: it serves one request
         if push is None:
             log.info("Echat push of a kind this relay does not relay acknowledged", extra={"type": push_type})
             return Callback(SUCCESS, replay_key=once)
