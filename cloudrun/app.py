@@ -17,7 +17,6 @@ METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 def create_app(settings: Settings | None = None) -> Quart:
     try:
         settings = settings or Settings.from_env()
-        Relay.check(settings)
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
     app = Quart(__name__)

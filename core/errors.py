@@ -1,6 +1,11 @@
 """One exception tree for the relay: refusals of inbound requests and failures of deliveries."""
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from core.models import Reason
+
 
 class RelayError(Exception):
     """A request the relay refuses; `status` is the HTTP answer."""
@@ -68,6 +73,6 @@ class RecipientUnreachable(PermanentDeliveryError):
     `reason` is a short machine word: `window_closed`, `quota_exhausted`, `rejected`.
     """
 
-    def __init__(self, message: str, *, reason: str, errcode: int | None = None) -> None:
+    def __init__(self, message: str, *, reason: Reason, errcode: int | None = None) -> None:
         super().__init__(message, errcode=errcode)
         self.reason = reason

@@ -2,11 +2,65 @@
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Mapping, NamedTuple
 
 WINDOW_SECONDS = 48 * 3600
+
+
+class JobKind(enum.StrEnum):
+    """What an outbox job does."""
+
+    DELIVER = "deliver"  # hand a user's message to its desk
+    SEND = "send"  # send an agent's reply to the user through WeChat
+    UNDELIVERABLE = "undeliverable"  # tell the desk that WeChat refused a reply
+
+
+class Reason(enum.StrEnum):
+    """Why a reply did not reach the user."""
+
+    WINDOW_CLOSED = "window_closed"  # 45015, or the 48-hour window passed
+    QUOTA_EXHAUSTED = "quota_exhausted"  # 45047: the window's reply quota is used
+    REJECTED = "rejected"  # any other refusal WeChat gives for this user
+    UNKNOWN_USER = "unknown_user"  # the desk named nobody the relay has heard from
+
+
+WINDOW_CLOSING = frozenset({Reason.WINDOW_CLOSED, Reason.QUOTA_EXHAUSTED})  # closed until the user writes
+
+
+class NewJob(NamedTuple):
+    lane: str  # jobs of one lane run one at a time, in the order they were queued
+    kind: JobKind
+    payload: str
+
+
+@dataclass(frozen=True)
+class ConversationTouch:
+    """What a push changes in its conversation: `desk` and `from_appid` only overwrite when set;
+    `window_until` only moves forward."""
+
+    app_id: str
+    openid: str
+    from_appid: str | None
+    desk: str | None
+    window_until: float
+
+
+@dataclass(frozen=True)
+class DeskRef:
+    """Desk-side ids a reply carries from the desk's callback to its send and to an undeliverable
+    notice. Core reads `lane` only; `ids` belong to the desk (a ticket number, a visitor uid)."""
+
+    lane: str | None = None  # replies that share a lane are sent in order
+    ids: Mapping[str, str] = field(default_factory=dict)
+
+    def get(self, key: str) -> str | None:
+        return self.ids.get(key) or None
+
+    def with_ids(self, **ids: str) -> DeskRef:
+        return DeskRef(self.lane, {**self.ids, **ids})
 
 
 def conversation_id(app_id: str, openid: str) -> str:
@@ -27,7 +81,11 @@ class _Record:
     def from_json(cls, raw: str):  # type: ignore[no-untyped-def]
         data = json.loads(raw)
         names = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**cls._decode({k: v for k, v in data.items() if k in names}))
+
+    @classmethod
+    def _decode(cls, data: dict[str, Any]) -> dict[str, Any]:
+        return data
 
 
 @dataclass(frozen=True)
@@ -89,11 +147,18 @@ class AgentReply(_Record):
     pagepath: str | None = None
     thumb_media_id: str | None = None
     command: str | None = None
-    desk_ref: dict[str, Any] = field(default_factory=dict)  # desk-side thread ids, for undeliverable notices
+    desk_ref: DeskRef = field(default_factory=DeskRef)
 
     @property
     def conversation_id(self) -> str:
         return conversation_id(self.app_id, self.openid)
+
+    @classmethod
+    def _decode(cls, data: dict[str, Any]) -> dict[str, Any]:
+        ref = data.get("desk_ref")
+        if isinstance(ref, dict):
+            data["desk_ref"] = DeskRef(lane=ref.get("lane"), ids=ref.get("ids") or {})
+        return data
 
 
 @dataclass(frozen=True)
@@ -110,7 +175,7 @@ class Conversation:
 class Job:
     id: int
     lane: str
-    kind: str
+    kind: str  # a JobKind's value
     payload: str
     attempts: int
     first_at: float

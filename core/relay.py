@@ -9,25 +9,24 @@ from typing import Callable, Iterable
 
 import httpx
 
-from core import logs, signing
-from core.bodies import sniff
+from core import logs
 from core.config import Settings
 from core.desks import REGISTRY, Desk
-from core.errors import BadRequest, ConfigError, Forbidden, MethodNotAllowed, NotFound, PermanentDeliveryError, \
+from core.errors import MethodNotAllowed, NotFound, PermanentDeliveryError, \
     RecipientUnreachable, RelayError, TooLarge, Unauthorized, UnknownRecipient
 from core.http import make_client
 from core.metrics import Metrics
-from core.models import WINDOW_SECONDS, AgentReply, Job, UserMessage
+from core.models import WINDOW_CLOSING, WINDOW_SECONDS, AgentReply, ConversationTouch, Job, JobKind, NewJob, \
+    Reason, UserMessage
 from core.outbox import Outbox
 from core.store import SqlStore, open_store
 from core.web import SUCCESS, Request, Response
-from core.wechat import crypto
 from core.wechat.api import WeChatApi
-from core.wechat.push import Identity, identity_from_headers, is_probe, parse_message
+from core.wechat.push import Identity, parse_message
+from core.wechat.verify import PushVerifier
 
 log = logs.get("relay")
 SESSION_WINDOW = 60  # after user_enter_tempsession: 2 messages within 1 minute
-WINDOW_CLOSING = {"window_closed", "quota_exhausted"}  # reasons that close the window until the user writes
 
 
 class Relay:
@@ -36,21 +35,14 @@ class Relay:
         self.settings, self.store, self.http, self.clock = settings, store, http, clock
         self.metrics = Metrics()
         self.wechat = WeChatApi(settings.wechat, http, self.metrics, clock)
-        self.check(settings)
-        self.desks: dict[str, Desk] = {name: REGISTRY[name](settings, http, store, clock)
+        self.push_verifier = PushVerifier(settings.wechat, clock)
+        self.desks: dict[str, Desk] = {name: REGISTRY[name](settings.desks[name], http, store, clock)  # type: ignore[type-arg]
                                        for name in settings.desks_in_use()}
         self.callback_routes = {path: desk for desk in self.desks.values() for path in desk.callback_paths}
         self.outbox = Outbox(store, self._run_job, self.metrics, concurrency=settings.worker_concurrency,
                              lease=settings.lease_seconds, retry_for=settings.retry_for, clock=clock)
         if not self.desks:
             log.warning("no desk is configured (RELAY_DESK): pushes are stored and acknowledged, not relayed")
-
-    @staticmethod
-    def check(settings: Settings) -> None:
-        """Refuse settings that name a desk this version does not have."""
-        for name in settings.desks_in_use():
-            if name not in REGISTRY:
-                raise ConfigError(f"RELAY_DESK/RELAY_ROUTES name the {name} desk, which this version does not have")
 
     @classmethod
     async def start(cls, settings: Settings) -> Relay:
@@ -100,49 +92,15 @@ class Relay:
         return Response.json({"status": "ok", "store": "reachable"})
 
     async def _wechat(self, request: Request) -> Response:
-        query = request.query
-        if "signature" in query:
-            return await self._developer_server(request)
-        if request.method != "POST":
-            raise MethodNotAllowed("POST pushes here; GET is the developer-server URL check and needs signature")
-        fields = sniff(request.body) if request.body.strip() != b"CheckContainerPath" else None
-        if is_probe(request.body, fields):
-            self.metrics.pushes.labels("probe").inc()
-            log.info("CheckContainerPath probe answered")
-            return SUCCESS
-        if self.settings.wechat.push_trust == "signed":
-            raise Forbidden("unsigned pushes are refused here (WX_PUSH_TRUST=signed): sign with WX_TOKEN")
-        if self.settings.wechat.push_trust == "header" and not (
-                request.header("x-wx-source") or request.header("x-wx-sources")):
-            raise Forbidden("push without an x-wx-source header (set WX_PUSH_TRUST=network if public access is off)")
-        return await self.accept_push(fields or {}, identity_from_headers(request.headers))
-
-    async def _developer_server(self, request: Request) -> Response:
-        wx, query = self.settings.wechat, request.query
-        if not wx.token:
-            raise Forbidden("developer-server mode is off: WX_TOKEN is not set")
-        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
-        crypto.check_signature(query.get("signature"), wx.token, timestamp, nonce)
-        # The signature never covers the body: an old (timestamp, nonce, signature) must not be reusable.
-        signing.check_fresh(timestamp, self.clock())
-        if request.method == "GET":
-            return Response.text(query.get("echostr", ""))
-        if request.method != "POST":
-            raise MethodNotAllowed("use GET or POST")
-        fields = sniff(request.body)
-        encrypted = query.get("encrypt_type", "").lower() == "aes"
-        if wx.aes_key and not encrypted:
-            raise Unauthorized("safe mode is configured (WX_AES_KEY): plaintext pushes are refused")
-        if encrypted:
-            if not wx.aes_key or not wx.appid:
-                raise Forbidden("safe-mode push but WX_AES_KEY/WX_APPID are not set")
-            encrypt = fields.get("Encrypt")
-            if not isinstance(encrypt, str):
-                raise BadRequest("safe-mode push without Encrypt")
-            crypto.check_signature(query.get("msg_signature"), wx.token, timestamp, nonce, encrypt)
-            fields = sniff(crypto.decrypt(encrypt, wx.aes_key, wx.appid).encode())
-        await self._signature_once(f"wechat:{timestamp}:{nonce}:{query.get('signature', '').lower()}", request)
-        return await self.accept_push(fields, Identity(app_id=wx.appid))
+        verified = self.push_verifier.verify(request)
+        if verified.replay_key:
+            await self._signature_once(verified.replay_key, request)
+        if verified.answer is not None:
+            if verified.replay_key is None:
+                self.metrics.pushes.labels("probe").inc()
+                log.info("CheckContainerPath probe answered")
+            return verified.answer
+        return await self.accept_push(verified.fields, verified.identity)
 
     async def accept_push(self, fields: dict[str, object], identity: Identity) -> Response:
         """Store a push (dedupe, conversation, delivery job) in one commit, then acknowledge."""
@@ -150,8 +108,8 @@ class Relay:
         now = self.clock()
         routed = self._route(message)
         window = SESSION_WINDOW if message.kind == "session" else WINDOW_SECONDS
-        jobs = [(f"in:{message.conversation_id}", "deliver", message.to_json())]
-        fresh = await self.store.accept(message.id, now, jobs, conversation=(
+        jobs = [NewJob(f"in:{message.conversation_id}", JobKind.DELIVER, message.to_json())]
+        fresh = await self.store.accept(message.id, now, jobs, conversation=ConversationTouch(
             message.app_id, message.openid, message.from_appid, routed, min(message.created_at, now) + window))
         self.metrics.pushes.labels("accepted" if fresh else "duplicate").inc()
         log.info("push accepted" if fresh else "duplicate push acknowledged",
@@ -196,18 +154,18 @@ class Relay:
         fresh = 0
         for reply_id, pieces in itertools.groupby(replies, key=lambda reply: reply.id):
             fresh += await self.store.accept(f"reply:{desk.name}:{reply_id}", self.clock(),
-                                             [(desk.reply_lane(p), "send", p.to_json()) for p in pieces])
+                                             [NewJob(desk.reply_lane(p), JobKind.SEND, p.to_json()) for p in pieces])
         if fresh:
             self.outbox.wake()
         return fresh
 
     # -- outbox jobs ------------------------------------------------------------------------------
     async def _run_job(self, job: Job) -> None:
-        if job.kind == "deliver":
+        if job.kind == JobKind.DELIVER:
             await self._deliver(UserMessage.from_json(job.payload))
-        elif job.kind == "send":
+        elif job.kind == JobKind.SEND:
             await self._send(AgentReply.from_json(job.payload))
-        elif job.kind == "undeliverable":
+        elif job.kind == JobKind.UNDELIVERABLE:
             await self._tell_undeliverable(job.payload)
         else:
             raise ValueError(f"unknown job kind {job.kind!r}")
@@ -228,13 +186,13 @@ class Relay:
         try:
             reply = await desk.resolve_recipient(reply) if desk else reply
         except UnknownRecipient as exc:
-            return await self._undeliverable(reply, "unknown_user", None, exc.message)
+            return await self._undeliverable(reply, Reason.UNKNOWN_USER, None, exc.message)
         conversation = await self.store.conversation(reply.app_id, reply.openid)
         if conversation is None:
-            return await self._undeliverable(reply, "unknown_user", None, "no conversation with this user")
+            return await self._undeliverable(reply, Reason.UNKNOWN_USER, None, "no conversation with this user")
         try:
             if self.clock() > conversation.window_until:
-                raise RecipientUnreachable("48-hour window closed", reason="window_closed")
+                raise RecipientUnreachable("48-hour window closed", reason=Reason.WINDOW_CLOSED)
             await self.wechat.send_reply(reply, conversation.from_appid)
         except RecipientUnreachable as exc:
             if exc.reason in WINDOW_CLOSING:
@@ -244,14 +202,14 @@ class Relay:
         log.info("reply sent", extra={"reply": reply.id, "desk": reply.desk, "kind": reply.kind})
 
     async def _undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str) -> None:
-        self.metrics.deliveries.labels("send", "undeliverable").inc()
+        self.metrics.deliveries.labels(JobKind.SEND, "undeliverable").inc()
         log.warning("reply not delivered to the user", extra={
             "reply": reply.id, "desk": reply.desk, "reason": reason, "errcode": errcode, "detail": detail})
         if reply.kind == "typing":
             return
         payload = json.dumps({"reply": json.loads(reply.to_json()), "reason": reason, "errcode": errcode,
                               "detail": detail}, ensure_ascii=False)
-        await self.store.enqueue([(f"in:{reply.conversation_id}", "undeliverable", payload)], self.clock())
+        await self.store.enqueue([NewJob(f"in:{reply.conversation_id}", JobKind.UNDELIVERABLE, payload)], self.clock())
         self.outbox.wake()
 
     async def _tell_undeliverable(self, payload: str) -> None:

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import httpx
 
+from core.config import variables_read
+
 ROOT = Path(__file__).resolve().parent.parent
+RELAY_VARIABLES = frozenset(variables_read())  # the service gets only the environment a test gives it
 
 
 def free_port() -> int:
@@ -32,7 +35,7 @@ class Service:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, wait: bool = True) -> Service:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("WX_", "RELAY_", "WEBHOOK_", "MYSQL_"))}
+        env = {k: v for k, v in os.environ.items() if k not in RELAY_VARIABLES}
         env.update(self.env)
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(

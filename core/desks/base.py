@@ -4,17 +4,39 @@ from __future__ import annotations
 import abc
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Generic, Mapping, TypeVar
 
 import httpx
 
-from core.config import Settings
+from core.env import EnvReader
 from core.errors import UnknownRecipient
 from core.models import AgentReply, Conversation, UserMessage
 from core.store import SqlStore
 from core.web import Request, Response
 
-Thread = dict[str, Any]
+Thread = dict[str, Any]  # desk-side ids kept with a conversation, as JSON; only the desk reads them
+
+
+@dataclass(frozen=True)
+class DeskSettings:
+    """A desk's own settings: a frozen dataclass that reads its variables and names the required ones.
+
+    `required` maps attribute to variable; `core.config` refuses start-up when a desk in use lacks any
+    of them, naming them all in one line."""
+
+    required: ClassVar[Mapping[str, str]] = {}
+
+    @classmethod
+    def from_env(cls, env: EnvReader) -> DeskSettings:
+        """Read and check the desk's variables; raise ConfigError naming a bad one."""
+        return cls()
+
+    def missing(self) -> list[str]:
+        """The required variables that are not set."""
+        return [variable for attr, variable in self.required.items() if not getattr(self, attr)]
+
+
+S = TypeVar("S", bound=DeskSettings)
 
 
 @dataclass(frozen=True)
@@ -37,13 +59,14 @@ class Delivered:
     replies: tuple[AgentReply, ...] = ()
 
 
-class Desk(abc.ABC):
+class Desk(abc.ABC, Generic[S]):
     name: ClassVar[str]
+    settings_type: ClassVar[type[DeskSettings]] = DeskSettings
     callback_paths: ClassVar[tuple[str, ...]] = ()
     # Quirks core reads instead of branching on the desk's name.
     needs_known_recipient: ClassVar[bool] = True  # replies must name a user core knows (else 404)
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, store: SqlStore,
+    def __init__(self, settings: S, http: httpx.AsyncClient, store: SqlStore,
                  clock: Callable[[], float] = time.time) -> None:
         self.settings, self.http, self.store, self.clock = settings, http, store, clock
 

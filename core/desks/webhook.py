@@ -4,11 +4,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from core import signing
 from core.bodies import parse_json_object
-from core.desks.base import Callback, Delivered, Desk
+from core.desks.base import Callback, Delivered, Desk, DeskSettings
+from core.env import EnvReader
 from core.errors import BadRequest
 from core.http import check_status, send
 from core.models import AgentReply, Conversation, UserMessage, split_conversation_id
@@ -31,12 +33,25 @@ def _is_base64(value: str) -> bool:
         return False
 
 
-class WebhookDesk(Desk):
+@dataclass(frozen=True)
+class WebhookSettings(DeskSettings):
+    url: str | None = None
+    secret: str | None = None
+
+    required = {"url": "WEBHOOK_URL", "secret": "WEBHOOK_SECRET"}
+
+    @classmethod
+    def from_env(cls, env: EnvReader) -> WebhookSettings:
+        return cls(url=env.url("WEBHOOK_URL"), secret=env.str("WEBHOOK_SECRET"))
+
+
+class WebhookDesk(Desk[WebhookSettings]):
     name = "webhook"
+    settings_type = WebhookSettings
     callback_paths = ("/webhook/reply",)
 
     def parse_callback(self, request: Request) -> Callback:
-        secret = self.settings.webhook.secret or ""
+        secret = self.settings.secret or ""
         signing.verify(secret, request.header("x-relay-timestamp"), request.header("x-relay-signature"),
                        request.body, self.clock())
         return Callback(Response.json({"status": "accepted"}, 202), [self._reply(parse_json_object(request.body))],
@@ -91,5 +106,5 @@ class WebhookDesk(Desk):
         body = json.dumps(event, ensure_ascii=False).encode()
         timestamp = str(int(self.clock()))
         headers = {"content-type": "application/json; charset=utf-8", "x-relay-timestamp": timestamp,
-                   "x-relay-signature": signing.sign(self.settings.webhook.secret or "", timestamp, body)}
-        check_status(await send(self.http, "POST", self.settings.webhook.url or "", content=body, headers=headers))
+                   "x-relay-signature": signing.sign(self.settings.secret or "", timestamp, body)}
+        check_status(await send(self.http, "POST", self.settings.url or "", content=body, headers=headers))

@@ -2,19 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, Iterable, TypeVar
 
-from core.models import Conversation, Job
+from core.models import Conversation, ConversationTouch, Job, NewJob
 from core.store.dialects import Dialect, dialect_for
 
 T = TypeVar("T")
 SCHEMA_VERSION = 2  # 2: links, signatures
-
-NewJob = tuple[str, str, str]  # (lane, kind, payload)
-
 
 class SqlStore:
     """SQLite runs inline on the event loop: its statements take microseconds and a thread handoff
@@ -106,11 +104,9 @@ class SqlStore:
 
     # -- intake -----------------------------------------------------------------------------------
     async def accept(self, dedupe_key: str, now: float, jobs: list[NewJob],
-                     conversation: tuple[str, str, str | None, str | None, float] | None = None) -> bool:
+                     conversation: ConversationTouch | None = None) -> bool:
         """Record a push or a desk reply once, with its conversation touch and its jobs, atomically.
-
-        `conversation` is (app_id, openid, from_appid, desk, window_until): desk and from_appid only
-        overwrite when not None; window_until only moves forward. False means a duplicate."""
+        False means a duplicate."""
 
         def tx(cur: Any) -> bool:
             try:
@@ -118,7 +114,7 @@ class SqlStore:
             except self.dialect.integrity_errors:
                 return False
             if conversation:
-                self._exec(cur, self.dialect.upsert_conversation, (*conversation, now))
+                self._exec(cur, self.dialect.upsert_conversation, (*dataclasses.astuple(conversation), now))
             self._insert_jobs(cur, jobs, now)
             return True
 

@@ -10,7 +10,7 @@ from typing import Any, Callable
 import httpx
 
 from core import logs
-from core.config import WeChatSettings
+from core.wechat.settings import WeChatSettings
 from core.errors import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError
 from core.http import check_status, send
 from core.metrics import Metrics

@@ -1,6 +1,8 @@
 """What the relay does with each WeChat errcode (facts: fixtures/wechat/errors.json)."""
 from __future__ import annotations
 
+from core.models import Reason
+
 ACTIONS: dict[int, str] = {
     0: "none",
     -1: "retry_backoff",
@@ -38,12 +40,12 @@ RETRY_AFTER = {"backoff_60s": 60.0, "retry_later": 120.0, "stop_alert": 3600.0}
 TRANSIENT = {"retry_backoff", "backoff_60s", "retry_later", "stop_alert"}
 # The user cannot be reached now: give up and tell the desk; the reason word the desk sees.
 UNREACHABLE = {
-    "drop_session_expired": "window_closed",
-    "drop_until_user_writes": "quota_exhausted",
-    "drop_alert": "rejected",
-    "drop": "rejected",
-    "split_truncate": "rejected",  # after one shortened resend (core.wechat.api)
-    "reupload": "rejected",  # after one fresh upload, where the relay uploaded the media itself
+    "drop_session_expired": Reason.WINDOW_CLOSED,
+    "drop_until_user_writes": Reason.QUOTA_EXHAUSTED,
+    "drop_alert": Reason.REJECTED,
+    "drop": Reason.REJECTED,
+    "split_truncate": Reason.REJECTED,  # after one shortened resend (core.wechat.api)
+    "reupload": Reason.REJECTED,  # after one fresh upload, where the relay uploaded the media itself
 }
 
 

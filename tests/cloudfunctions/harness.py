@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from tests.conftest import fixture_json
-from tests.service import ROOT
+from tests.service import RELAY_VARIABLES, ROOT
 
 INDEX = ROOT / "cloudfunctions" / "relay" / "index.py"
 _names = itertools.count()
@@ -29,9 +29,8 @@ def text_event(text: str, msg_id: str, openid: str = "ohl4L0Rnhq7vmmbT_DaNQa4ePa
 
 class FunctionInstance:
     def __init__(self, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
-        for key in list(os.environ):
-            if key.startswith(("WX_", "RELAY_", "WEBHOOK_", "C4C_", "ECHAT_", "MYSQL_", "DATABASE_URL")):
-                monkeypatch.delenv(key)
+        for key in RELAY_VARIABLES & set(os.environ):
+            monkeypatch.delenv(key)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
         spec = importlib.util.spec_from_file_location(f"relay_function_{next(_names)}", INDEX)

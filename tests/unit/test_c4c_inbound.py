@@ -14,6 +14,7 @@ from core.desks.c4c.inbound import check_basic, mashup_payload
 from core.desks.c4c.odata import literal, query, with_query
 from core.desks.c4c.soap import find_all, text_of
 from core.errors import BadRequest, Unauthorized
+from core.models import DeskRef
 from core.web import Request
 from tests.conftest import fixture_bytes, fixture_json
 
@@ -24,7 +25,7 @@ AUTH = {"authorization": "Basic " + base64.b64encode(b"mashup:pw").decode()}
 
 @pytest.fixture
 def desk():
-    return C4CDesk(Settings.from_env(ENV), None, None, clock=lambda: 1_700_000_000)  # parse_callback does no I/O
+    return C4CDesk(Settings.from_env(ENV).desks["c4c"], None, None, clock=lambda: 1_700_000_000)  # parse_callback does no I/O
 
 
 def call(path: str, body: bytes, headers: dict | None = None) -> Request:
@@ -62,7 +63,7 @@ def test_basic_auth():
 def test_seed_change_notification_becomes_a_notice_for_the_customer(desk):
     callback = desk.parse_callback(call("/c4c/events", fixture_bytes("c4c/event-notification.customer-change.json")))
     (reply,) = callback.replies
-    assert reply.desk_ref["customer"] == "00163E20C9511EE7B8975BD4AB3F60C0"
+    assert reply.desk_ref.get("customer") == "00163E20C9511EE7B8975BD4AB3F60C0"
     assert (reply.kind, reply.text, reply.openid) == ("text", "您的客户资料已更新。", "")
     other = desk.parse_callback(call("/c4c/events", b'{"businessObject":"OPPORTUNITY","businessObjectId":"X"}'))
     assert other.replies == []
@@ -71,7 +72,7 @@ def test_seed_change_notification_becomes_a_notice_for_the_customer(desk):
 def test_seed_ticket_reply_private_replies_and_long_texts(desk):
     (reply,) = desk.parse_callback(call("/c4c/mashup", fixture_bytes("c4c/mashup-reply.form.txt"))).replies
     assert (reply.id, reply.text) == ("59163", "aad")
-    assert reply.desk_ref == {"original_id": "1003", "ticket": "1034190", "sma_id": "59163", "lane": "ticket:1034190"}
+    assert reply.desk_ref == DeskRef("ticket:1034190", {"original_id": "1003", "ticket": "1034190", "sma_id": "59163"})
     private = {**fixture_json("c4c/mashup-reply.decoded.json"), "private_ind": "TRUE"}
     assert desk.parse_callback(call("/c4c/mashup", json.dumps(private).encode())).replies == []
     long = {**fixture_json("c4c/mashup-reply.decoded.json"), "text": "字" * 1500}

@@ -1,11 +1,16 @@
 """Settings.from_env: SPEC §3 defaults, the Cloud Run MySQL variables, and refusals naming the variable."""
 from __future__ import annotations
 
+import dataclasses
+from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import pytest
 
-from core.config import Settings
+from core.config import Settings, variables_read
+from core.desks import REGISTRY, DeskSettings
+from core.desks.webhook import WebhookDesk
+from core.env import EnvReader
 from core.errors import ConfigError
 
 WEBHOOK = {"WEBHOOK_URL": "https://desk.example.com/hook", "WEBHOOK_SECRET": "s3cret"}
@@ -88,7 +93,7 @@ def test_the_bad_values_are_fine_once_corrected():
                                   "WX_TOKEN": "t", "DATABASE_URL": "mysql://u:p@h:3306/d", **WEBHOOK})
     assert (settings.wechat.push_trust, settings.desk, settings.max_body) == ("network", "webhook", 2048)
     assert (settings.wechat.aes_key, settings.database_url) == (AES_KEY, "mysql://u:p@h:3306/d")
-    assert (settings.webhook.url, settings.webhook.secret) == ("https://desk.example.com/hook", "s3cret")
+    assert (settings.desks["webhook"].url, settings.desks["webhook"].secret) == ("https://desk.example.com/hook", "s3cret")
 
 
 def test_routes_parse_in_order():
@@ -115,11 +120,11 @@ def test_c4c_desk_needs_each_of_its_settings(missing):
 
 
 def test_c4c_defaults_and_choices():
-    c4c = Settings.from_env({"RELAY_DESK": "c4c", **C4C}).c4c
+    c4c = Settings.from_env({"RELAY_DESK": "c4c", **C4C}).desks["c4c"]
     assert (c4c.api, c4c.channel_code) == ("odata", "008")
     assert c4c.wechatid_url == ("https://my000000.crm.ondemand.com/sap/c4c/odata/cust/v1/zindividualcustomer/"
                                 "CustomerCommonCollection")
-    assert Settings.from_env({"RELAY_DESK": "c4c", "C4C_API": "SOAP", **C4C}).c4c.api == "soap"
+    assert Settings.from_env({"RELAY_DESK": "c4c", "C4C_API": "SOAP", **C4C}).desks["c4c"].api == "soap"
     with pytest.raises(ConfigError, match="C4C_API"):
         Settings.from_env({"RELAY_DESK": "c4c", "C4C_API": "rest", **C4C})
 
@@ -140,7 +145,53 @@ def test_echat_refusals_name_the_variable(env, variable):
 
 
 def test_echat_defaults():
-    echat = Settings.from_env({"RELAY_DESK": "echat", **ECHAT}).echat
+    echat = Settings.from_env({"RELAY_DESK": "echat", **ECHAT}).desks["echat"]
     assert (echat.handover_every, echat.system_notices, echat.handover_quote) == (600, frozenset({"end"}), False)
-    none = Settings.from_env({"RELAY_DESK": "echat", "ECHAT_SYSTEM_NOTICES": "none", **ECHAT}).echat
+    none = Settings.from_env({"RELAY_DESK": "echat", "ECHAT_SYSTEM_NOTICES": "none", **ECHAT}).desks["echat"]
     assert none.system_notices == frozenset()
+
+
+@dataclass(frozen=True)
+class PagerSettings(DeskSettings):
+    """A desk a test adds to the registry; nothing else in the relay knows its variables."""
+
+    url: str | None = None
+    key: str | None = None
+
+    required = {"url": "PAGER_URL", "key": "PAGER_KEY"}
+
+    @classmethod
+    def from_env(cls, env: EnvReader) -> PagerSettings:
+        return cls(url=env.url("PAGER_URL"), key=env.str("PAGER_KEY"))
+
+
+class PagerDesk(WebhookDesk):
+    name = "pager"
+    settings_type = PagerSettings
+
+
+REGISTRY_WITH_PAGER = {**REGISTRY, "pager": PagerDesk}
+
+
+def test_a_new_desk_missing_its_variables_is_refused_naming_them_all():
+    with pytest.raises(ConfigError) as caught:
+        Settings.from_env({"RELAY_DESK": "pager"}, REGISTRY_WITH_PAGER)
+    assert "PAGER_URL, PAGER_KEY are not set" in str(caught.value)
+    with pytest.raises(ConfigError, match="PAGER_KEY is not set"):
+        Settings.from_env({"RELAY_ROUTES": "vip:pager", "PAGER_URL": "https://p.example.com"}, REGISTRY_WITH_PAGER)
+
+
+def test_a_new_desk_reads_its_own_settings_through_the_registry():
+    settings = Settings.from_env({"RELAY_DESK": "pager", "PAGER_URL": "https://p.example.com/", "PAGER_KEY": "k"},
+                                 REGISTRY_WITH_PAGER)
+    assert settings.desks["pager"] == PagerSettings(url="https://p.example.com", key="k")
+    assert {"PAGER_URL", "PAGER_KEY"} <= variables_read(REGISTRY_WITH_PAGER)
+    with pytest.raises(ConfigError, match="RELAY_DESK"):
+        Settings.from_env({"RELAY_DESK": "pager"})  # not in this version's registry
+
+
+def test_every_desk_declares_its_settings():
+    for name, desk in REGISTRY.items():
+        assert desk.name == name
+        assert desk.settings_type is not DeskSettings, f"{name} has no settings of its own"
+        assert dataclasses.is_dataclass(desk.settings_type) and desk.settings_type.__dataclass_params__.frozen

@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from core.config import EchatSettings
+from core.desks.echat.settings import EchatSettings
 from core.desks.echat import pushinfo
 from core.desks.echat.push import check_signature, read_push
 from core.errors import BadRequest, Unauthorized

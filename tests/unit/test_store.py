@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 
+from core.models import ConversationTouch
 from core.store import open_store
 
 NOW = 1_800_000_000.0
@@ -18,7 +19,7 @@ async def store(database_url):
 
 
 async def test_accept_is_atomic_and_dedupes(store):
-    conv = ("wxapp", "user1", None, None, NOW + 100)
+    conv = ConversationTouch("wxapp", "user1", None, None, NOW + 100)
     assert await store.accept("wxapp:1", NOW, [("in:wxapp:user1", "deliver", "{}")], conversation=conv)
     assert not await store.accept("wxapp:1", NOW, [("in:wxapp:user1", "deliver", "{}")], conversation=conv)
     assert (await store.depth())["pending"] == 1
@@ -33,8 +34,8 @@ async def test_concurrent_duplicates_accepted_once(store):
 
 
 async def test_conversation_upsert_keeps_desk_and_moves_window_forward(store):
-    await store.accept("a", NOW, [], conversation=("app", "u", "wxfrom", "webhook", NOW + 500))
-    await store.accept("b", NOW, [], conversation=("app", "u", None, None, NOW + 100))
+    await store.accept("a", NOW, [], conversation=ConversationTouch("app", "u", "wxfrom", "webhook", NOW + 500))
+    await store.accept("b", NOW, [], conversation=ConversationTouch("app", "u", None, None, NOW + 100))
     conversation = await store.conversation("app", "u")
     assert (conversation.from_appid, conversation.desk, conversation.window_until) == ("wxfrom", "webhook", NOW + 500)
     await store.close_window("app", "u", NOW + 500)
@@ -113,8 +114,8 @@ async def test_dedupe_keys_compare_exactly_on_every_database(store):
 
 
 async def test_close_window_spares_a_window_the_user_reopened(store):
-    await store.accept("a", NOW, [], conversation=("app", "u", None, None, NOW + 100))
-    await store.accept("b", NOW, [], conversation=("app", "u", None, None, NOW + 500))  # the user wrote meanwhile
+    await store.accept("a", NOW, [], conversation=ConversationTouch("app", "u", None, None, NOW + 100))
+    await store.accept("b", NOW, [], conversation=ConversationTouch("app", "u", None, None, NOW + 500))  # the user wrote meanwhile
     await store.close_window("app", "u", NOW + 100)  # WeChat's 45015 answered a send made before
     assert (await store.conversation("app", "u")).window_until == NOW + 500
     await store.close_window("app", "u", NOW + 500)

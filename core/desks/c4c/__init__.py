@@ -10,14 +10,14 @@ import httpx
 
 from core import logs
 from core.bodies import parse_json_object
-from core.config import Settings
 from core.desks.base import Callback, Delivered, Desk
 from core.desks.c4c.inbound import check_basic, digest, field, is_private, mashup_payload
 from core.desks.c4c.odata import ODataClient, ODataSocialMedia
+from core.desks.c4c.settings import C4CSettings
 from core.desks.c4c.soap import SoapSocialMedia
 from core.desks.c4c.social import Activity, Profile, SocialMedia
 from core.errors import BadRequest, UnknownRecipient
-from core.models import WINDOW_SECONDS, AgentReply, Conversation, UserMessage
+from core.models import WINDOW_SECONDS, AgentReply, Conversation, DeskRef, UserMessage
 from core.store import SqlStore
 from core.web import Request, Response
 from core.wechat.api import split_text
@@ -35,15 +35,16 @@ REASONS = {
 }
 
 
-class C4CDesk(Desk):
+class C4CDesk(Desk[C4CSettings]):
     name = "c4c"
+    settings_type = C4CSettings
     callback_paths = ("/c4c/mashup", "/c4c/events")
     needs_known_recipient = False  # replies name a ticket; the user is looked up in C4C
 
-    def __init__(self, settings: Settings, http: httpx.AsyncClient, store: SqlStore,
+    def __init__(self, settings: C4CSettings, http: httpx.AsyncClient, store: SqlStore,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(settings, http, store, clock)
-        self.c4c = settings.c4c
+        self.c4c = settings
         self.client = ODataClient(self.c4c)
         self.odata = ODataSocialMedia(self.client, self.c4c)
         self.social: SocialMedia = self.odata if self.c4c.api == "odata" else SoapSocialMedia(self.client.http,
@@ -75,8 +76,8 @@ class C4CDesk(Desk):
         if is_private(data):
             log.info("private C4C reply: not sent to the user", extra={"sma_id": sma_id, "ticket": ticket})
             return Callback(Response.json({"status": "private: not sent"}))
-        ref = {"original_id": original_id, "ticket": ticket, "sma_id": sma_id,
-               "lane": f"ticket:{ticket or original_id}"}
+        ref = DeskRef(f"ticket:{ticket or original_id}",
+                      {"original_id": original_id, "ticket": ticket, "sma_id": sma_id})
         reply_id = sma_id or digest(original_id, ticket, field(data, "sma_create_datetime"), text)
         return Callback(ACCEPTED, self._texts(reply_id, text, ref), duplicate_response=DUPLICATE)
 
@@ -92,7 +93,7 @@ class C4CDesk(Desk):
                 raise BadRequest("each WKF item needs openId and fullText")
             if link and link not in text:
                 text = f"{text}\n{link}"
-            replies += self._texts(f"wkf:{digest(openid, text)}", text, {"lane": f"user:{openid}"}, openid)
+            replies += self._texts(f"wkf:{digest(openid, text)}", text, DeskRef(f"user:{openid}"), openid)
         return replies
 
     def _customer_changed(self, data: dict[str, Any]) -> Callback:
@@ -104,32 +105,33 @@ class C4CDesk(Desk):
             return Callback(Response.json({"status": "ignored"}))
         reply_id = f"change:{customer}:{int(self.clock() // CHANGE_COALESCE)}"
         return Callback(ACCEPTED, self._texts(reply_id, self.c4c.change_notice,
-                                              {"customer": customer, "lane": f"customer:{customer}"}),
+                                              DeskRef(f"customer:{customer}", {"customer": customer})),
                         duplicate_response=DUPLICATE)
 
-    def _texts(self, reply_id: str, text: str, ref: dict[str, str], openid: str = "") -> list[AgentReply]:
+    def _texts(self, reply_id: str, text: str, ref: DeskRef, openid: str = "") -> list[AgentReply]:
         """Text replies, split to WeChat's size: one per piece, all with the reply's id."""
         return [AgentReply(id=reply_id, desk=self.name, app_id="", openid=openid, kind="text", text=piece,
                            desk_ref=ref) for piece in split_text(text)]
 
     def reply_lane(self, reply: AgentReply) -> str:
         """Replies of one ticket (or one customer, one survey user) keep their order."""
-        return f"out:{self.name}:{reply.desk_ref.get('lane') or reply.id}"
+        return f"out:{self.name}:{reply.desk_ref.lane or reply.id}"
 
     async def resolve_recipient(self, reply: AgentReply) -> AgentReply:
         """Ticket reply: original_id → activity → profile → account id, else service_req_no → buyer main
         contact → profile → account id. Notification: the customer's WechatID. Then the app the user
         wrote through (linked when their first message was delivered)."""
-        ref, openid = dict(reply.desk_ref), reply.openid
-        if not openid and ref.get("customer"):
-            openid = await self.odata.wechat_id(self.c4c.wechatid_url or "", ref["customer"]) or ""
+        ref, openid = reply.desk_ref, reply.openid
+        customer, original_id, ticket = ref.get("customer"), ref.get("original_id"), ref.get("ticket")
+        if not openid and customer:
+            openid = await self.odata.wechat_id(self.c4c.wechatid_url or "", customer) or ""
         elif not openid:
-            found = await self.social.openid_of_activity(ref["original_id"]) if ref.get("original_id") else None
+            found = await self.social.openid_of_activity(original_id) if original_id else None
             if found:
                 openid = found[0]
-                ref.update(root_uuid=found[1].root_uuid, profile_uuid=found[1].profile_uuid)
-            elif ref.get("ticket"):
-                openid = await self.odata.openid_of_ticket(ref["ticket"]) or ""
+                ref = ref.with_ids(root_uuid=found[1].root_uuid, profile_uuid=found[1].profile_uuid)
+            elif ticket:
+                openid = await self.odata.openid_of_ticket(ticket) or ""
         if not openid:
             raise UnknownRecipient(f"C4C names no WeChat user for reply {reply.id}")
         user = await self.store.linked(self.name, openid)
@@ -181,13 +183,14 @@ class C4CDesk(Desk):
         await self.social.create_activity(Profile(**thread["profile"]), message_id, text[:2000], root,
                                           from_agent_side=True)
 
-    async def _thread_of(self, ref: dict[str, str], thread: dict[str, Any]) -> Activity | None:
+    async def _thread_of(self, ref: DeskRef, thread: dict[str, Any]) -> Activity | None:
         """The root of the reply's ticket: known from its original_id, else from the agent's reply
         activity (`sma_id`), else the conversation's current root."""
-        if ref.get("root_uuid"):
-            return Activity(uuid=ref["root_uuid"], id="", root_uuid=ref["root_uuid"])
-        if ref.get("sma_id") and self.c4c.api == "odata":
-            agent_reply = await self.odata.activity_by_id(ref["sma_id"])
+        root_uuid, sma_id = ref.get("root_uuid"), ref.get("sma_id")
+        if root_uuid:
+            return Activity(uuid=root_uuid, id="", root_uuid=root_uuid)
+        if sma_id and self.c4c.api == "odata":
+            agent_reply = await self.odata.activity_by_id(sma_id)
             if agent_reply:
                 return agent_reply
         return Activity(**thread["root"]) if "root" in thread else None

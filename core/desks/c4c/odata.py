@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import httpx
 
-from core.config import C4CSettings
+from core.desks.c4c.settings import C4CSettings
 from core.desks.c4c.social import Activity, Profile
 from core.errors import TransientDeliveryError
 from core.http import RETRYABLE_STATUS, check_status, make_client, send

@@ -11,7 +11,7 @@ from xml.sax import saxutils
 import httpx
 
 from core.bodies import parse_xml
-from core.config import C4CSettings
+from core.desks.c4c.settings import C4CSettings
 from core.desks.c4c.odata import checked
 from core.desks.c4c.social import Activity, Profile
 from core.errors import BadRequest, PermanentDeliveryError, TransientDeliveryError

@@ -11,9 +11,10 @@ from urllib.parse import quote
 from core import logs
 from core.desks.base import Callback, Delivered, Desk
 from core.desks.echat import pushinfo
+from core.desks.echat.settings import EchatSettings
 from core.desks.echat.push import EchatPush, read_push, replay_key
 from core.errors import PermanentDeliveryError, UnknownRecipient
-from core.models import AgentReply, Conversation, UserMessage
+from core.models import AgentReply, Conversation, DeskRef, UserMessage
 from core.web import SUCCESS, Request
 from core.wechat.api import TEXT_LIMIT, shorten, split_text
 
@@ -41,14 +42,15 @@ def _with_query(url: str, name: str, value: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}{name}={quote(value, safe='')}"
 
 
-class EchatDesk(Desk):
+class EchatDesk(Desk[EchatSettings]):
     name = "echat"
+    settings_type = EchatSettings
     callback_paths = ("/echat",)
     needs_known_recipient = False  # a push for nobody we know is acknowledged and kept, not refused
 
     # -- pushes from Echat --------------------------------------------------------------------------
     def parse_callback(self, request: Request) -> Callback:
-        push_type, push = read_push(request, self.settings.echat, self.clock())
+        push_type, push = read_push(request, self.settings, self.clock())
         once = replay_key(request)  # the signature covers neither body nor msgType: it serves one request
         if push is None:
             log.info("Echat push of a kind this relay does not relay acknowledged", extra={"type": push_type})
@@ -60,8 +62,8 @@ class EchatDesk(Desk):
             return Callback(SUCCESS, replay_key=once)
         text, needs_link = text
         user = self._user(push)
-        ref = {"uid": push.uid, "talk_id": push.get("talkId"), "lane": f"uid:{push.uid}" if push.uid else "",
-               "link": "yes" if needs_link else ""}
+        ref = DeskRef(f"uid:{push.uid}" if push.uid else None,
+                      {"uid": push.uid or "", "talk_id": push.get("talkId") or "", "link": "yes" if needs_link else ""})
         return Callback(SUCCESS, [
             AgentReply(id=f"{push_type}:{push.msg_id}", desk=self.name, app_id=user[0] if user else "",
                        openid=user[1] if user else "", kind="text", text=piece, desk_ref=ref)
@@ -69,7 +71,7 @@ class EchatDesk(Desk):
 
     def _user(self, push: EchatPush) -> tuple[str, str] | None:
         """The signed pushInfo, else a signed token the company passed as myData."""
-        secret = self.settings.echat.token or ""
+        secret = self.settings.token or ""
         user = pushinfo.verify(secret, push.get("pushInfo")) or pushinfo.verify(secret, push.get("myData"))
         if user is None and push.get("pushInfo"):
             log.warning("Echat push with a pushInfo that is not ours or was altered", extra={"msg_id": push.msg_id})
@@ -80,7 +82,7 @@ class EchatDesk(Desk):
         back to the chat window (pushes without a viewUrl); None for a system message the company did
         not ask to forward."""
         view = push.get("viewUrl")
-        link = anchor(view, self.settings.echat.handover_title) if view else LINK
+        link = anchor(view, self.settings.handover_title) if view else LINK
 
         def own(text: str) -> tuple[str, bool]:
             return text.replace(LINK, link), not view and LINK in text
@@ -91,7 +93,7 @@ class EchatDesk(Desk):
         content_type, content = push.get("contentType"), push.get("content")
         if push.get("msgType") == "1" or content_type == "24":
             name, default = SYSTEM_NOTICES.get(content_type, ("", ""))
-            if name not in self.settings.echat.system_notices:
+            if name not in self.settings.system_notices:
                 return None
             return (content, False) if content else own(default)
         if content_type in ATTACHMENTS or not content:
@@ -101,7 +103,7 @@ class EchatDesk(Desk):
     def chat_link(self, app_id: str, openid: str, sender_appid: str | None = None) -> str:
         """A link that opens the Echat chat window as this user: the Mini Program page when configured
         (`sender_appid` is the Mini Program the message comes from), else Echat's H5 window."""
-        echat = self.settings.echat
+        echat = self.settings
         token = pushinfo.sign(echat.token or "", app_id, openid)
         url = _with_query(echat.chat_url, "pushInfo", token) if echat.chat_url else ""
         if echat.chat_page:
@@ -112,7 +114,7 @@ class EchatDesk(Desk):
     # -- routing agent replies ----------------------------------------------------------------------
     def reply_lane(self, reply: AgentReply) -> str:
         """One Echat visitor's pushes keep their order, whoever they resolve to."""
-        lane = reply.desk_ref.get("lane")
+        lane = reply.desk_ref.lane
         return f"out:{self.name}:{lane}" if lane else super().reply_lane(reply)
 
     async def resolve_recipient(self, reply: AgentReply) -> AgentReply:
@@ -149,16 +151,16 @@ class EchatDesk(Desk):
             said = (message.text if message.kind == "text" and message.text else message.notice())[:SAID_CHARS]
             thread["said"] = [*thread.get("said", []), said][-SAID_KEEP:]
         now = self.clock()
-        if now - float(thread.get("handover_at", 0)) < self.settings.echat.handover_every:
+        if now - float(thread.get("handover_at", 0)) < self.settings.handover_every:
             return Delivered(thread)
         thread["handover_at"] = now
         log.info("hand-over link to Echat", extra={"id": message.id, "openid": message.openid})
         return Delivered(thread, (self._handover(message, conversation, thread.get("said", [])),))
 
     def _handover(self, message: UserMessage, conversation: Conversation, said: list[str]) -> AgentReply:
-        echat = self.settings.echat
+        echat = self.settings
         reply = AgentReply(id=f"handover:{message.id}", desk=self.name, app_id=message.app_id,
-                           openid=message.openid, kind="text", desk_ref={"handover": True})
+                           openid=message.openid, kind="text")
         if echat.handover_thumb_url and echat.chat_url and not echat.chat_page:
             token = pushinfo.sign(echat.token or "", message.app_id, message.openid)
             return dataclasses.replace(reply, kind="link", title=echat.handover_title,
@@ -174,7 +176,7 @@ class EchatDesk(Desk):
         the whole message (and `reserved` bytes for the link) fits one WeChat text."""
         head = f"{text}\n您刚才说："
         room = TEXT_LIMIT - reserved - len(head.encode())
-        if not (self.settings.echat.handover_quote and said) or room < 16:
+        if not (self.settings.handover_quote and said) or room < 16:
             return text
         chosen: list[str] = []  # the latest words that fit, in the order they were said
         for words in reversed(said):

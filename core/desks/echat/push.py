@@ -7,7 +7,7 @@ from typing import Any
 
 from core import signing
 from core.bodies import parse_xml
-from core.config import EchatSettings
+from core.desks.echat.settings import EchatSettings
 from core.errors import BadRequest, Forbidden, Unauthorized
 from core.web import Request
 from core.wechat import crypto
