@@ -39,6 +39,7 @@ class Relay:
         self.desks: dict[str, Desk] = {name: REGISTRY[name](settings.desks[name], http, store, clock)  # type: ignore[type-arg]
                                        for name in settings.desks_in_use()}
         self.callback_routes = {path: desk for desk in self.desks.values() for path in desk.callback_paths}
+        self.prefix_routes = {desk.route_prefix: desk for desk in self.desks.values() if desk.route_prefix}
         self.outbox = Outbox(store, self._run_job, self.metrics, concurrency=settings.worker_concurrency,
                              lease=settings.lease_seconds, retry_for=settings.retry_for, clock=clock)
         if not self.desks:
@@ -68,6 +69,9 @@ class Relay:
             if request.path == "/metrics":
                 return Response(200, self.metrics.render(await self.store.depth()),
                                 {"content-type": self.metrics.content_type})
+            served = self._prefix_route(request.path)
+            if served is not None:
+                return await served.serve(request)
             desk = self.callback_routes.get(request.path)
             if desk is None:
                 raise NotFound("no such route (or its desk is not configured)")
@@ -76,6 +80,12 @@ class Relay:
             return await self._desk_callback(desk, request)
         except RelayError as exc:
             return self.refuse(request.path, exc)
+
+    def _prefix_route(self, path: str) -> Desk | None:
+        for prefix, desk in self.prefix_routes.items():
+            if path == prefix or path.startswith(prefix + "/"):
+                return desk
+        return None
 
     def refuse(self, path: str, error: RelayError) -> Response:
         """A refusal: one log line and a JSON error body; nothing is stored."""

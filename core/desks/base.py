@@ -9,7 +9,7 @@ from typing import Any, Callable, ClassVar, Generic, Mapping, TypeVar
 import httpx
 
 from core.env import EnvReader
-from core.errors import UnknownRecipient
+from core.errors import NotFound, UnknownRecipient
 from core.models import AgentReply, Conversation, UserMessage
 from core.store import SqlStore
 from core.web import Request, Response
@@ -62,7 +62,10 @@ class Delivered:
 class Desk(abc.ABC, Generic[S]):
     name: ClassVar[str]
     settings_type: ClassVar[type[DeskSettings]] = DeskSettings
-    callback_paths: ClassVar[tuple[str, ...]] = ()
+    callback_paths: ClassVar[tuple[str, ...]] = ()  # POST routes whose requests go to parse_callback
+    # A desk with pages and an API of its own (the inbox) gets every request under this path, any
+    # method, through `serve`; it authenticates them itself.
+    route_prefix: ClassVar[str | None] = None
     # Quirks core reads instead of branching on the desk's name.
     needs_known_recipient: ClassVar[bool] = True  # replies must name a user core knows (else 404)
 
@@ -72,6 +75,10 @@ class Desk(abc.ABC, Generic[S]):
 
     async def close(self) -> None:
         """Release what the desk opened itself."""
+
+    async def serve(self, request: Request) -> Response:
+        """Answer a request under `route_prefix` (raise a RelayError to refuse it)."""
+        raise NotFound("no such route")
 
     @abc.abstractmethod
     def parse_callback(self, request: Request) -> Callback:
