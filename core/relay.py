@@ -194,9 +194,12 @@ class Relay:
     async def _send(self, reply: AgentReply) -> None:
         desk = self.desks.get(reply.desk)
         try:
-            reply = await desk.resolve_recipient(reply) if desk else reply
+            resolved = await desk.resolve_recipient(reply) if desk else reply
         except UnknownRecipient as exc:
             return await self._undeliverable(reply, Reason.UNKNOWN_USER, None, exc.message)
+        if resolved is None:  # for the desk itself (say, closing a thread), and done
+            return
+        reply = resolved
         conversation = await self.store.conversation(reply.app_id, reply.openid)
         if conversation is None:
             return await self._undeliverable(reply, Reason.UNKNOWN_USER, None, "no conversation with this user")

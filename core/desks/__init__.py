@@ -5,6 +5,7 @@ from __future__ import annotations
 from core.desks.base import Callback, Delivered, Desk, DeskSettings
 from core.desks.c4c import C4CDesk
 from core.desks.echat import EchatDesk
+from core.desks.slack import SlackDesk
 from core.desks.webhook import WebhookDesk
 
 REGISTRY: dict[str, type[Desk]] = {  # type: ignore[type-arg]
@@ -12,6 +13,7 @@ REGISTRY: dict[str, type[Desk]] = {  # type: ignore[type-arg]
         WebhookDesk,
         C4CDesk,
         EchatDesk,
+        SlackDesk,
     )
 }
 

@@ -93,8 +93,10 @@ class Desk(abc.ABC, Generic[S]):
         """The outbox lane of a reply: replies in one lane are sent in arrival order."""
         return f"out:{reply.conversation_id}"
 
-    async def resolve_recipient(self, reply: AgentReply) -> AgentReply:
-        """The reply with its user filled in (desks that look the user up); raise UnknownRecipient."""
+    async def resolve_recipient(self, reply: AgentReply) -> AgentReply | None:
+        """The reply with its user filled in (desks that look the user up); raise UnknownRecipient. None
+        when nothing is to be sent: the reply was for the desk itself (say, closing a thread) and the
+        desk has acted on it, or it is chatter the desk cannot tell apart before looking it up."""
         if reply.app_id and reply.openid:
             return reply
         raise UnknownRecipient(f"{self.name} reply {reply.id} names no user")

@@ -36,6 +36,7 @@ class FakeServer:
 
     requests: list[Recorded] = field(default_factory=list)
     down: int | None = None  # when set, every unscripted request gets this status (an outage)
+    port: int = 0  # 0: any free port; a given one brings a peer back where the service expects it
 
     def __post_init__(self) -> None:
         self._scripts: dict[str, deque[Answer]] = defaultdict(deque)
@@ -53,7 +54,7 @@ class FakeServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
