@@ -244,12 +244,16 @@ def test_a_post_whose_answer_was_lost_is_found_not_posted_again(start_slack, sla
     assert len(slack.received("/api/conversations.replies")) == 1
 
 
-def test_a_root_is_kept_before_the_message_so_a_retry_posts_neither_twice(start_slack, slack):
-    slack.thread_failures = [(502, b"bad gateway"), (200, {"ok": False, "error": "service_unavailable"})]
+def test_a_root_is_kept_before_the_message_so_a_retry_posts_neither_twice(start_slack, slack, wechat):
+    wechat.script("GET /mmbiz_png/p", *[(200, PNG, {"content-type": "image/png"})] * 2)  # fetched per attempt
+    slack.script("/api/files.getUploadURLExternal", (503, b"unavailable"))
     service = start_slack()
-    write(service, "hello", 1)
+    push(service, "wechat/push.image.json", FromUserName=OPENID, PicUrl=f"{wechat.url}/mmbiz_png/p", MsgId=1)
     root = root_of(slack)
-    slack.wait_for(lambda: slack.texts(root.ts) == ["hello"], timeout=20, what="the message after two failures")
+    slack.wait_for(lambda: [p for p in slack.in_thread(root.ts) if p.files], timeout=20, what="the picture")
+    slack.thread_failures = [(502, b"bad gateway"), (200, {"ok": False, "error": "service_unavailable"})]
+    write(service, "hello", 2)
+    slack.wait_for(lambda: slack.texts(root.ts) == ["", "hello"], timeout=20, what="the text after two failures")
     assert len(slack.roots()) == 1
 
 
