@@ -5,7 +5,7 @@ refuses is reported where the desk can show it; an unreachable desk delays deliv
 keeps order."""
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
