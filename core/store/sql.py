@@ -224,20 +224,21 @@ class SqlStore:
     async def prune(self, now: float, keep: Retention) -> dict[str, int]:
         """Forget what is past its retention; returns how many rows of each kind went. Links go with
         their conversation, never while it lives."""
-        statements = {
-            "dedupe_keys": ("DELETE FROM received WHERE received_at < ?", now - keep.dedupe),
-            "signatures": ("DELETE FROM signatures WHERE seen_at < ?", now - keep.dedupe),
-            "dead_letters": ("DELETE FROM jobs WHERE status = 'dead' AND due_at < ?", now - keep.dead_letters),
-            "conversations": ("DELETE FROM conversations WHERE window_until < ? AND created_at < ?",
-                              now - keep.conversations, now - keep.conversations),
+        dedupe, dead, gone = now - keep.dedupe, now - keep.dead_letters, now - keep.conversations
+        statements: dict[str, tuple[str, tuple[float, ...]]] = {
+            "dedupe_keys": ("DELETE FROM received WHERE received_at < ?", (dedupe,)),
+            "signatures": ("DELETE FROM signatures WHERE seen_at < ?", (dedupe,)),
+            "dead_letters": ("DELETE FROM jobs WHERE status = 'dead' AND due_at < ?", (dead,)),
+            "conversations": ("DELETE FROM conversations WHERE window_until < ? AND created_at < ?", (gone, gone)),
             "links": ("DELETE FROM links WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM conversations c"
-                      " WHERE c.app_id = links.app_id AND c.openid = links.openid)", now - keep.conversations),
+                      " WHERE c.app_id = links.app_id AND c.openid = links.openid)", (gone,)),
         }
-        def delete(statement: str, before: list[float]) -> Callable[[Any], int]:
+
+        def delete(statement: str, before: tuple[float, ...]) -> Callable[[Any], int]:
             return lambda cur: int(self._exec(cur, statement, before).rowcount)
 
         # One short transaction each, so that a long prune never holds up intake.
-        return {name: await self._run(delete(statement, before)) for name, (statement, *before) in statements.items()}
+        return {name: await self._run(delete(statement, before)) for name, (statement, before) in statements.items()}
 
 
 async def open_store(url: str) -> SqlStore:
