@@ -47,6 +47,14 @@ log = logs.get("relay")
 SESSION_WINDOW = 60  # after user_enter_tempsession: 2 messages within 1 minute
 
 
+def group_by_id(replies: Iterable[AgentReply]) -> dict[str, list[AgentReply]]:
+    """The pieces of each reply, in order, whether or not a desk sent them side by side."""
+    groups: dict[str, list[AgentReply]] = {}
+    for reply in replies:
+        groups.setdefault(reply.id, []).append(reply)
+    return groups
+
+
 class Relay:
     def __init__(self, settings: Settings, store: SqlStore, http: httpx.AsyncClient,
                  clock: Callable[[], float] = time.time) -> None:
@@ -195,11 +203,8 @@ class Relay:
     async def _accept_replies(self, desk: Desk[Any], replies: Iterable[AgentReply]) -> int:
         """Queue each reply for sending once (the desk's retries are duplicates); returns how many were new.
         The pieces of a long reply share its id and are queued in one transaction, so they stay together."""
-        by_id: dict[str, list[AgentReply]] = {}
-        for reply in replies:
-            by_id.setdefault(reply.id, []).append(reply)
         fresh = 0
-        for reply_id, pieces in by_id.items():
+        for reply_id, pieces in group_by_id(replies).items():
             fresh += await self.store.accept(f"reply:{desk.name}:{reply_id}", self.clock(),
                                              [NewJob(desk.reply_lane(p), JobKind.SEND, p.to_json()) for p in pieces])
         if fresh:
