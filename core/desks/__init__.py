@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from core.desks.base import Callback, Delivered, Desk, DeskSettings
 from core.desks.c4c import C4CDesk
+from core.desks.easemob import EasemobDesk
 from core.desks.echat import EchatDesk
 from core.desks.webhook import WebhookDesk
 
@@ -12,6 +13,7 @@ REGISTRY: dict[str, type[Desk]] = {  # type: ignore[type-arg]
         WebhookDesk,
         C4CDesk,
         EchatDesk,
+        EasemobDesk,
     )
 }
 
