@@ -15,6 +15,8 @@ run: $(BIN)/hypercorn
 	$(BIN)/hypercorn cloudrun.app:app --bind 127.0.0.1:$(PORT) --workers 0
 
 test: $(BIN)/hypercorn
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/hypercorn

@@ -4,7 +4,8 @@ from __future__ import annotations
 import asyncio
 import sys
 
-from quart import Quart, Response as QuartResponse, request
+from quart import Quart, request
+from quart import Response as QuartResponse
 
 from core.config import Settings
 from core.errors import ConfigError, TooLarge

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any
 from urllib.parse import quote
 
 from core.desks import REGISTRY, Desk, DeskSettings
@@ -16,7 +17,7 @@ from core.env import EnvReader
 from core.errors import ConfigError
 from core.wechat.settings import WeChatSettings
 
-Registry = Mapping[str, type[Desk]]  # type: ignore[type-arg]
+Registry = Mapping[str, type[Desk[Any]]]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import os
 import random
 import socket
 import time
-from typing import Awaitable, Callable
+from collections.abc import Awaitable, Callable
 
 from core import logs
 from core.errors import PermanentDeliveryError, TransientDeliveryError
@@ -52,7 +52,7 @@ class Outbox:
                     continue  # there may be more due right now
                 try:
                     await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     await self._housekeeping()
         except asyncio.CancelledError:
             if self._running:

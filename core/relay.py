@@ -5,19 +5,37 @@ import hashlib
 import itertools
 import json
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import httpx
 
 from core import logs
 from core.config import Settings
 from core.desks import REGISTRY, Desk
-from core.errors import MethodNotAllowed, NotFound, PermanentDeliveryError, \
-    RecipientUnreachable, RelayError, TooLarge, Unauthorized, UnknownRecipient
+from core.errors import (
+    MethodNotAllowed,
+    NotFound,
+    PermanentDeliveryError,
+    RecipientUnreachable,
+    RelayError,
+    TooLarge,
+    Unauthorized,
+    UnknownRecipient,
+)
 from core.http import make_client
 from core.metrics import Metrics
-from core.models import WINDOW_CLOSING, WINDOW_SECONDS, AgentReply, ConversationTouch, Job, JobKind, NewJob, \
-    Reason, UserMessage
+from core.models import (
+    WINDOW_CLOSING,
+    WINDOW_SECONDS,
+    AgentReply,
+    ConversationTouch,
+    Job,
+    JobKind,
+    NewJob,
+    Reason,
+    UserMessage,
+)
 from core.outbox import Outbox
 from core.store import SqlStore, open_store
 from core.web import SUCCESS, Request, Response
@@ -36,7 +54,7 @@ class Relay:
         self.metrics = Metrics()
         self.wechat = WeChatApi(settings.wechat, http, self.metrics, clock)
         self.push_verifier = PushVerifier(settings.wechat, clock)
-        self.desks: dict[str, Desk] = {name: REGISTRY[name](settings.desks[name], http, store, clock)  # type: ignore[type-arg]
+        self.desks: dict[str, Desk[Any]] = {name: REGISTRY[name](settings.desks[name], http, store, clock)
                                        for name in settings.desks_in_use()}
         self.callback_routes = {path: desk for desk in self.desks.values() for path in desk.callback_paths}
         self.prefix_routes = {desk.route_prefix: desk for desk in self.desks.values() if desk.route_prefix}
@@ -81,7 +99,7 @@ class Relay:
         except RelayError as exc:
             return self.refuse(request.path, exc)
 
-    def _prefix_route(self, path: str) -> Desk | None:
+    def _prefix_route(self, path: str) -> Desk[Any] | None:
         for prefix, desk in self.prefix_routes.items():
             if path == prefix or path.startswith(prefix + "/"):
                 return desk
@@ -143,7 +161,7 @@ class Relay:
         if not await self.store.signature_serves(key, digest.hexdigest(), self.clock()):
             raise Unauthorized("this signature came before with another request: refused as a replay")
 
-    async def _desk_callback(self, desk: Desk, request: Request) -> Response:
+    async def _desk_callback(self, desk: Desk[Any], request: Request) -> Response:
         callback = desk.parse_callback(request)
         if callback.replay_key:
             await self._signature_once(f"{desk.name}:{callback.replay_key}", request)
@@ -158,7 +176,7 @@ class Relay:
             return callback.duplicate_response
         return callback.response
 
-    async def _accept_replies(self, desk: Desk, replies: Iterable[AgentReply]) -> int:
+    async def _accept_replies(self, desk: Desk[Any], replies: Iterable[AgentReply]) -> int:
         """Queue each reply for sending once (the desk's retries are duplicates); returns how many were new.
         The pieces of a long reply share its id and are queued in one transaction, so they stay together."""
         fresh = 0
@@ -208,7 +226,7 @@ class Relay:
             if exc.reason in WINDOW_CLOSING:
                 await self.store.close_window(reply.app_id, reply.openid, conversation.window_until)
             await self._undeliverable(reply, exc.reason, exc.errcode, str(exc))
-            return
+            return None
         log.info("reply sent", extra={"reply": reply.id, "desk": reply.desk, "kind": reply.kind})
 
     async def _undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str) -> None:

@@ -5,8 +5,9 @@ import asyncio
 import dataclasses
 import json
 import threading
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Iterable, TypeVar
+from typing import Any, TypeVar
 
 from core.models import Conversation, ConversationTouch, Job, NewJob
 from core.store.dialects import Dialect, dialect_for
@@ -90,7 +91,7 @@ class SqlStore:
                 for conn in self._connections:
                     try:
                         conn.close()
-                    except Exception:
+                    except Exception:  # noqa: S110 - closing at shutdown: a dead connection is already closed
                         pass
                 self._connections.clear()
 
@@ -223,7 +224,7 @@ class SqlStore:
         """Forget dedupe keys and used signatures older than `before`."""
         def prune(cur: Any) -> int:
             self._exec(cur, "DELETE FROM signatures WHERE seen_at < ?", (before,))
-            return self._exec(cur, "DELETE FROM received WHERE received_at < ?", (before,)).rowcount
+            return int(self._exec(cur, "DELETE FROM received WHERE received_at < ?", (before,)).rowcount)
 
         return await self._run(prune)
 

@@ -1,8 +1,9 @@
 """Turn a WeChat push (any format, any mode) into a UserMessage."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any
 
 from core.errors import BadRequest
 from core.models import UserMessage
