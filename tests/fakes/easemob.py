@@ -42,7 +42,8 @@ class FakeEasemob(FakeServer):
     callback_secret = "callback-secret"
     expires_in = 5184000  # seconds a token lives (Easemob's default: 60 days)
     token_delay = 0.0  # seconds the token endpoint takes to answer
-    callback_url: str | None = None  # set: every accepted message is called back there
+    callback_url: str | None = None  # where the post-send callback goes
+    echo = True  # call back every message accepted through the REST API too, as Easemob does
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -130,7 +131,7 @@ class FakeEasemob(FakeServer):
             message = {"msg_id": msg_id, "from": data["from"], "to": to, "type": data["type"],
                        "body": data["body"], "ext": data.get("ext", {})}
             self.messages.append(message)
-            if self.callback_url:
+            if self.callback_url and self.echo:
                 threading.Thread(target=self.call_back, args=(message,), daemon=True).start()
         return 200, {"path": "/messages/users", "action": "post", "data": ids}
 

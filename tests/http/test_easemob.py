@@ -128,7 +128,7 @@ def test_a_picture_each_way(start_easemob, easemob, wechat):
     sent = wechat.wait_for(lambda: [s for s in wechat.sends() if s["msgtype"] == "image"], what="the image send")[0]
     [upload] = wechat.received(UPLOAD)
     assert picture in upload.body and sent["image"]["media_id"].startswith("MEDIA")
-    download = [r for r in easemob.requests if r.method == "GET"][0]
+    download = next(r for r in easemob.requests if r.method == "GET")
     assert download.headers["authorization"].startswith("Bearer ")  # from the app's own host, with the token
 
     expired = f"https://a1-vip.easemob.com{easemob.prefix}/chatfiles/5fd74830-0000-4000-822a-81ea50bb049d"

@@ -90,7 +90,9 @@ def test_only_the_service_number_writing_to_a_relay_visitor_is_a_reply():
     assert parsed.replay_key and json.loads(parsed.response.body) == {"status": "accepted"}
     for fields in ({"to": "t1dc2jh3j_u2cerlkja_d024be91l"}, {"from": visitor, "to": "kefuchannelimid_123456"},
                    {"to": visitor, "chat_type": "groupchat"}, {"to": visitor, "eventType": "user_offline"},
-                   {"to": visitor, "payload": {"bodies": [{"type": "cmd", "action": "x"}], "ext": {}}}):
+                   {"to": visitor, "payload": {"bodies": [{"type": "cmd", "action": "x"}], "ext": {}}},
+                   {"to": visitor, "payload": {"bodies": [{"type": "txt", "msg": "x"}],
+                                               "ext": {"weichat": {"recall_flag": 1, "recall_msg_id": "1"}}}}):
         ignored = desk().parse_callback(callback(**fields))
         assert ignored.replies == [] and json.loads(ignored.response.body) == {"status": "ignored"}
     with pytest.raises(BadRequest):

@@ -5,22 +5,22 @@ from __future__ import annotations
 
 import base64
 import dataclasses
-import re
 import secrets
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
 from core import logs
 from core.desks.base import Callback, Delivered, Desk, Thread
 from core.desks.easemob.api import MAX_FILE, EasemobApi, FileGone
-from core.desks.easemob.callback import EasemobCallback, read_callback
+from core.desks.easemob.callback import agent_replies, ignored_because, read_callback
 from core.desks.easemob.settings import EasemobSettings
-from core.desks.easemob.visitor import IM_USER, im_user, visitor_ext
-from core.errors import BadRequest, PermanentDeliveryError, UnknownRecipient
+from core.desks.easemob.visitor import im_user, visitor_ext
+from core.errors import PermanentDeliveryError, UnknownRecipient
 from core.http import check_status, send
-from core.models import AgentReply, Conversation, DeskRef, UserMessage
+from core.models import AgentReply, Conversation, UserMessage
 from core.store import SqlStore
 from core.web import Request, Response
 from core.wechat.api import shorten, split_text
@@ -31,8 +31,6 @@ DUPLICATE = Response.json({"status": "duplicate"})
 TEXT_BYTES = 3000  # a visitor's text per IM message: Easemob takes 5 KB of body and ext
 KEEP_SENT, KEEP_UNDELIVERED = 50, 20  # entries kept in the conversation thread
 ID_ATTEMPTS = 4
-CHATFILE = re.compile(r"/chatfiles/([A-Za-z0-9-]{8,64})/?$")
-FILE_KINDS = {"audio": "语音", "video": "视频", "file": "文件", "loc": "位置", "custom": "自定义"}
 IMAGE_GONE = "[客服发送了一张图片，图片已无法获取]"
 NOTE_EXCERPT = 500  # bytes of the refused reply quoted in the note
 NOTE = "【转发服务提示，非访客发言】客服的这条回复未送达微信用户（{reason}）：{excerpt}"
@@ -57,46 +55,13 @@ class EasemobDesk(Desk[EasemobSettings]):
         """Verify, then keep what the service number wrote to one of the relay's visitors; acknowledge
         everything else (the visitors' own messages echoed, other users, groups, commands)."""
         callback = read_callback(request.body, self.settings.callback_secret or "", self.clock())
-        why_not = self._not_a_reply(callback)
+        why_not = ignored_because(callback, self.settings.service_number or "")
         if why_not:
             log.info("Easemob callback acknowledged, not relayed",
                      extra={"msg_id": callback.get("msg_id"), "because": why_not})
             return Callback(IGNORED, replay_key=callback.replay_key)
-        msg_id = callback.get("msg_id")
-        if not msg_id:
-            raise BadRequest("an Easemob message callback needs msg_id")
-        ref = DeskRef(f"im:{callback.get('to')}", {"im_user": callback.get("to"), "msg_id": msg_id})
-        return Callback(ACCEPTED, self._replies(msg_id, callback.bodies()[0], ref), duplicate_response=DUPLICATE,
+        return Callback(ACCEPTED, agent_replies(callback, self.name), duplicate_response=DUPLICATE,
                         replay_key=callback.replay_key)
-
-    def _not_a_reply(self, callback: EasemobCallback) -> str | None:
-        if callback.get("eventType") not in ("chat", "chat_offline") or callback.get("chat_type") != "chat":
-            return "not a one-to-one chat message"
-        if callback.get("from") != self.settings.service_number:
-            return "not from the kefu service number (a visitor's own message, or other users)"
-        if not IM_USER.fullmatch(callback.get("to")):
-            return "to an IM user this relay did not make (another channel's visitor)"
-        bodies = callback.bodies()
-        if not bodies or bodies[0].get("type") == "cmd":
-            return "a command or an empty message"
-        if callback.weichat().get("ctrlType"):
-            return "a kefu control message (e.g. a satisfaction invitation)"
-        return None
-
-    def _replies(self, msg_id: str, body: dict[str, Any], ref: DeskRef) -> list[AgentReply]:
-        kind = str(body.get("type") or "")
-        reply = AgentReply(id=msg_id, desk=self.name, app_id="", openid="", kind="text", desk_ref=ref)
-        text = body.get("msg")
-        if kind == "txt" and isinstance(text, str) and text.strip():
-            return [dataclasses.replace(reply, text=piece) for piece in split_text(text)]
-        found = CHATFILE.search(str(body.get("url") or ""))
-        if kind == "img" and found:
-            return [dataclasses.replace(reply, kind="image", desk_ref=ref.with_ids(
-                file=found.group(1), secret=str(body.get("secret") or "")[:128]))]
-        if kind == "loc" and body.get("addr"):
-            return [dataclasses.replace(reply, text=f"[位置] {str(body['addr'])[:500]}")]
-        label = FILE_KINDS.get(kind, "")
-        return [dataclasses.replace(reply, text=f"[客服发送了一条{label}消息，微信中无法显示]")]
 
     def reply_lane(self, reply: AgentReply) -> str:
         """One visitor's replies keep their order."""
@@ -130,9 +95,7 @@ class EasemobDesk(Desk[EasemobSettings]):
         if message.msgtype == "event":
             return Delivered(thread)  # other events are not the user talking
         user = await self._visitor(message.app_id, message.openid, thread)
-        session_from = thread.get("session_from")
-        ext = visitor_ext(message.app_id, message.openid, user, session_from,
-                          self.settings.queue_for(session_from), message.msg_id)
+        ext = self._ext(message.app_id, message.openid, thread, message.msg_id)
         sent: dict[str, list[str]] = dict(thread.get("sent", {}))
         done = list(sent.get(message.id, []))
         pieces = self._pieces(message)
@@ -164,6 +127,10 @@ class EasemobDesk(Desk[EasemobSettings]):
         await self.store.set_thread(app_id, openid, self.name, thread)
         log.info("Easemob IM user registered for a WeChat user", extra={"im_user": user, "openid": openid})
         return user
+
+    def _ext(self, app_id: str, openid: str, thread: Thread, msg_id: str | None) -> dict[str, Any]:
+        session_from = thread.get("session_from")
+        return visitor_ext(app_id, openid, thread["im_user"], session_from, self.settings.queue_for(session_from), msg_id)
 
     def _pieces(self, message: UserMessage) -> list[tuple[str, dict[str, Any]]]:
         """The IM messages one user message becomes ("img" is uploaded only when its turn comes)."""
@@ -203,18 +170,16 @@ class EasemobDesk(Desk[EasemobSettings]):
         kept: list[dict[str, Any]] = list(thread.get("undelivered", []))
         entry = next((e for e in kept if e.get("reply") == reply.id), None)
         if entry is None:
-            entry = {"reply": reply.id, "reason": reason, "errcode": errcode, "at": self.clock(), "note": None}
+            entry = {"reply": reply.id, "kind": reply.kind, "text": reply.text, "reason": reason, "errcode": errcode,
+                     "at": self.clock(), "note": None}
             thread["undelivered"] = [*kept, entry][-KEEP_UNDELIVERED:]
             await self.store.set_thread(reply.app_id, reply.openid, self.name, thread)
         if entry["note"] is not None or not self.settings.undeliverable_note:
             return
         excerpt = reply.text or "[图片]"
         excerpt = shorten(excerpt, NOTE_EXCERPT) if len(excerpt.encode()) > NOTE_EXCERPT else excerpt
-        session_from = thread.get("session_from")
-        ext = {**visitor_ext(reply.app_id, reply.openid, user, session_from, self.settings.queue_for(session_from),
-                             None),
-               "relay_notice": {"type": "undeliverable", "reply_msg_id": reply.id, "reason": reason,
-                                "errcode": errcode}}
+        ext = {**self._ext(reply.app_id, reply.openid, thread, None),
+               "relay_notice": {"type": "undeliverable", "reply_msg_id": reply.id, "reason": reason, "errcode": errcode}}
         text = NOTE.format(reason=REASONS.get(reason, reason), excerpt=excerpt)
         entry["note"] = await self.api.send(user, self.settings.service_number or "", "txt", {"msg": text}, ext)
         await self.store.set_thread(reply.app_id, reply.openid, self.name, thread)

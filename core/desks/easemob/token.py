@@ -5,7 +5,7 @@ fetches for a growing pause (2 s, 4 s … 300 s) whoever asks."""
 from __future__ import annotations
 
 import asyncio
-from typing import Callable
+from collections.abc import Callable
 
 import httpx
 
