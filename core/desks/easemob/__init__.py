@@ -147,6 +147,8 @@ class EasemobDesk(Desk[EasemobSettings]):
     async def _picture(self, message: UserMessage) -> tuple[str, dict[str, Any]]:
         """The user's picture, fetched from WeChat's PicUrl and stored as an Easemob chat file; a picture
         WeChat no longer serves becomes a text naming its URL."""
+        if not (message.pic_url or "").lower().startswith(("https://", "http://")):
+            return "txt", {"msg": message.notice()}
         response = await send(self.http, "GET", message.pic_url or "")
         if 400 <= response.status_code < 500 or len(response.content) > MAX_FILE:
             log.warning("user's picture could not be fetched", extra={"id": message.id, "status": response.status_code})

@@ -1,4 +1,7 @@
-"""The few Easemob IM REST calls the desk makes, each with the app token and one new token on 401."""
+"""The few Easemob IM REST calls the desk makes, each with the app token and one new token on 401.
+
+A 401 that a new token does not cure, and a 403 (also Easemob's answer when the app's messages-per-minute
+limit is reached), are CredentialsRefused: logged loudly and waited out, never dropped."""
 from __future__ import annotations
 
 import json
@@ -10,12 +13,9 @@ import httpx
 from core.desks.easemob.settings import EasemobSettings
 from core.desks.easemob.token import AppToken
 from core.errors import PermanentDeliveryError, TransientDeliveryError
-from core.http import RETRYABLE_STATUS, check_status, send
+from core.http import check_status, send
 
 MAX_FILE = 10 << 20  # Easemob's own limit on chat files
-# Also waited out: 401 after one new token (the next fetch comes at most a minute later), and 403, which
-# Easemob answers when the app's messages-per-minute limit is reached.
-RETRYABLE = frozenset(RETRYABLE_STATUS | {401, 403})
 
 
 class FileGone(PermanentDeliveryError):
@@ -32,21 +32,21 @@ class EasemobApi:
         response = await self._call("POST", "/users", json=[{"username": username, "password": password}])
         if response.status_code == 400 and _error(response) == "duplicate_unique_property_exists":
             return
-        _check(response)
+        check_status(response, _error(response))
 
     async def send(self, sender: str, to: str, kind: str, body: dict[str, Any], ext: dict[str, Any]) -> str:
         """Send one message from `sender` to `to`; Easemob's id of it ("" if it named none)."""
         message = {"from": sender, "to": [to], "type": kind, "body": body, "ext": ext}
         response = await self._call("POST", "/messages/users", headers={"content-type": "application/json"},
                                     content=json.dumps(message, ensure_ascii=False).encode())  # 5 KB limit: no \u escapes
-        _check(response)
+        check_status(response, _error(response))
         data = _json(response).get("data")
         return str(data.get(to) or "") if isinstance(data, dict) else ""
 
     async def upload(self, data: bytes, filename: str, content_type: str) -> tuple[str, str]:
         """Store a chat file: (its URL for a message body, its share-secret or "")."""
         response = await self._call("POST", "/chatfiles", files={"file": (filename, data, content_type)})
-        _check(response)
+        check_status(response, _error(response))
         entities = _json(response).get("entities")
         entity = entities[0] if isinstance(entities, list) and entities and isinstance(entities[0], dict) else {}
         uuid = entity.get("uuid")
@@ -60,7 +60,7 @@ class EasemobApi:
         response = await self._call("GET", f"/chatfiles/{uuid}", headers=headers)
         if response.status_code == 404:
             raise FileGone(f"Easemob chat file {uuid} is gone ({_error(response) or 'not found'})")
-        _check(response)
+        check_status(response, _error(response))
         if len(response.content) > MAX_FILE:
             raise FileGone(f"Easemob chat file {uuid} is over {MAX_FILE} bytes")
         return response.content
@@ -78,10 +78,6 @@ class EasemobApi:
                 return response
             token = await self.token.refresh(token)
         raise AssertionError("unreachable")
-
-
-def _check(response: httpx.Response) -> None:
-    check_status(response, _error(response), RETRYABLE)
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The app token (`client_credentials`). Easemob bans apps that ask for tokens too often, so every
 path to a fetch is rationed: one fetch serves all concurrent callers, a token is kept until shortly
 before it expires, a 401 earns one new token at most once a minute, and a failed fetch blocks further
-fetches for a growing pause (2 s, 4 s … 300 s) whoever asks."""
+fetches for a growing pause (2 s, 4 s … 300 s) whoever asks. Refused credentials are CredentialsRefused
+(a configuration fault, logged loudly and retried); other failures are transient: nothing is dropped."""
 from __future__ import annotations
 
 import asyncio
@@ -11,7 +12,7 @@ import httpx
 
 from core import logs
 from core.desks.easemob.settings import EasemobSettings
-from core.errors import DeliveryError, TransientDeliveryError
+from core.errors import CredentialsRefused, DeliveryError, TransientDeliveryError
 from core.http import check_status, send
 
 log = logs.get("easemob")
@@ -63,7 +64,9 @@ class AppToken:
             response = await send(self.http, "POST", f"{self.settings.app_url}/token", json={
                 "grant_type": "client_credentials", "client_id": self.settings.client_id,
                 "client_secret": self.settings.client_secret})
-            check_status(response, retryable=set(range(400, 600)))  # bad credentials too: wait, do not drop
+            if response.status_code in (400, 401, 403):  # Easemob's answers to a wrong client id or secret
+                raise CredentialsRefused(f"Easemob refused the app's client id or secret: HTTP {response.status_code}")
+            check_status(response)
             data = response.json()
             token, expires_in = data["access_token"], int(data.get("expires_in") or 0)
             if not isinstance(token, str) or not token:
@@ -73,7 +76,8 @@ class AppToken:
             pause = min(MAX_PAUSE, 2.0 ** self._failures)
             self._paused_until = self.clock() + pause
             log.error("Easemob token fetch failed", extra={"error": str(exc), "pause_seconds": pause})
-            raise TransientDeliveryError(f"Easemob token fetch failed: {exc}", retry_after=pause) from None
+            kind = CredentialsRefused if isinstance(exc, CredentialsRefused) else TransientDeliveryError
+            raise kind(f"Easemob token fetch failed: {exc}", retry_after=pause) from None
         self._failures = 0
         self._token = token
         self._expires = self.clock() + _keep_for(expires_in)
