@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 
 from quart import Quart, request
@@ -38,13 +39,17 @@ def create_app(settings: Settings | None = None) -> Quart:
     @app.route("/<path:path>", methods=METHODS)
     async def everything(path: str) -> QuartResponse:
         relay = state["relay"]
+        head = Request(request.method, "/" + path, request.args.to_dict(),
+                       {k.lower(): v for k, v in request.headers.items()})
+        refusal = relay.refusal_before_body(head, request.content_length or 0)
         try:
-            body = await _read_body(settings.max_body, settings.body_seconds)
+            body = await _read_body(0 if refusal else settings.max_body, settings.body_seconds)
+        except TooLarge as exc:
+            answer = refusal or relay.refuse(head.path, exc)
         except RelayError as exc:
-            answer = relay.refuse("/" + path, exc)
+            answer = relay.refuse(head.path, exc)
         else:
-            answer = await relay.handle(Request(request.method, "/" + path, request.args.to_dict(),
-                                                {k.lower(): v for k, v in request.headers.items()}, body))
+            answer = await relay.handle(dataclasses.replace(head, body=body))
         return QuartResponse(answer.body, answer.status, dict(answer.headers))
 
     return app

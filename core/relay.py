@@ -111,6 +111,17 @@ class Relay:
             log.error("request failed", extra={"path": request.path, "error": logs.describe(exc)})
             return Response.json({"error": "the relay could not take this request now; send it again"}, 503)
 
+    def refusal_before_body(self, head: Request, length: int) -> Response | None:
+        """For a shell that streams bodies: the refusal of a push route request whose credentials fail
+        before its body is read (a stranger's body is drained, never kept)."""
+        if head.path != "/":
+            return None
+        try:
+            self.push_verifier.check_head(head, length)
+        except RelayError as exc:
+            return self.refuse(head.path, exc)
+        return None
+
     def _prefix_route(self, path: str) -> Desk[Any] | None:
         for prefix, desk in self.prefix_routes.items():
             if path == prefix or path.startswith(prefix + "/"):
