@@ -2,22 +2,40 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import time
-from typing import Callable, Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import httpx
 
-from core import logs
+from core import __version__, logs
 from core.config import Settings
 from core.desks import REGISTRY, Desk
-from core.errors import MethodNotAllowed, NotFound, PermanentDeliveryError, \
-    RecipientUnreachable, RelayError, TooLarge, Unauthorized, UnknownRecipient
+from core.errors import (
+    MethodNotAllowed,
+    NotFound,
+    PermanentDeliveryError,
+    RecipientUnreachable,
+    RelayError,
+    TooLarge,
+    Unauthorized,
+    UnknownRecipient,
+)
 from core.http import make_client
 from core.metrics import Metrics
-from core.models import WINDOW_CLOSING, WINDOW_SECONDS, AgentReply, ConversationTouch, Job, JobKind, NewJob, \
-    Reason, UserMessage
+from core.models import (
+    WINDOW_CLOSING,
+    WINDOW_SECONDS,
+    AgentReply,
+    Conversation,
+    ConversationTouch,
+    Job,
+    JobKind,
+    NewJob,
+    Reason,
+    UserMessage,
+)
 from core.outbox import Outbox
 from core.store import SqlStore, open_store
 from core.web import SUCCESS, Request, Response
@@ -29,6 +47,14 @@ log = logs.get("relay")
 SESSION_WINDOW = 60  # after user_enter_tempsession: 2 messages within 1 minute
 
 
+def group_by_id(replies: Iterable[AgentReply]) -> dict[str, list[AgentReply]]:
+    """The pieces of each reply, in order, whether or not a desk sent them side by side."""
+    groups: dict[str, list[AgentReply]] = {}
+    for reply in replies:
+        groups.setdefault(reply.id, []).append(reply)
+    return groups
+
+
 class Relay:
     def __init__(self, settings: Settings, store: SqlStore, http: httpx.AsyncClient,
                  clock: Callable[[], float] = time.time) -> None:
@@ -36,12 +62,13 @@ class Relay:
         self.metrics = Metrics()
         self.wechat = WeChatApi(settings.wechat, http, self.metrics, clock)
         self.push_verifier = PushVerifier(settings.wechat, clock)
-        self.desks: dict[str, Desk] = {name: REGISTRY[name](settings.desks[name], http, store, clock)  # type: ignore[type-arg]
+        self.desks: dict[str, Desk[Any]] = {name: REGISTRY[name](settings.desks[name], http, store, clock)
                                        for name in settings.desks_in_use()}
         self.callback_routes = {path: desk for desk in self.desks.values() for path in desk.callback_paths}
         self.prefix_routes = {desk.route_prefix: desk for desk in self.desks.values() if desk.route_prefix}
         self.outbox = Outbox(store, self._run_job, self.metrics, concurrency=settings.worker_concurrency,
-                             lease=settings.lease_seconds, retry_for=settings.retry_for, clock=clock)
+                             lease=settings.lease_seconds, retry_for=settings.retry_for,
+                             retention=settings.retention, clock=clock)
         if not self.desks:
             log.warning("no desk is configured (RELAY_DESK): pushes are stored and acknowledged, not relayed")
 
@@ -49,6 +76,11 @@ class Relay:
     async def start(cls, settings: Settings) -> Relay:
         logs.setup(settings.log_level)
         store = await open_store(settings.database_url)
+        log.info("relay started", extra=settings.summary())
+        wx = settings.wechat
+        if wx.push_trust == "header" and wx.push_path == "/":
+            log.warning("pushes on / are believed on an x-wx-source header, which anyone can send when public access "
+                        "is on: set WX_PUSH_PATH to a secret path, the same in the message-push settings")
         return cls(settings, store, make_client())
 
     async def close(self) -> None:
@@ -62,7 +94,7 @@ class Relay:
         try:
             if len(request.body) > self.settings.max_body:
                 raise TooLarge(f"body over {self.settings.max_body} bytes")
-            if request.path == "/":
+            if request.path == self.settings.wechat.push_path:
                 return await self._wechat(request)
             if request.path == "/healthz":
                 return await self._health()
@@ -80,16 +112,36 @@ class Relay:
             return await self._desk_callback(desk, request)
         except RelayError as exc:
             return self.refuse(request.path, exc)
+        except Exception as exc:  # the store failed, say: nothing was acknowledged, so the caller sends again
+            log.error("request failed", extra={"path": self._route_name(request.path), "error": logs.describe(exc)})
+            return Response.json({"error": "the relay could not take this request now; send it again"}, 503)
 
-    def _prefix_route(self, path: str) -> Desk | None:
+    def refusal_before_body(self, head: Request, length: int) -> Response | None:
+        """For a shell that streams bodies: the refusal of a push route request whose credentials fail
+        before its body is read (a stranger's body is drained, never kept)."""
+        if head.path != self.settings.wechat.push_path:
+            return None
+        try:
+            self.push_verifier.check_head(head, length)
+        except RelayError as exc:
+            return self.refuse(head.path, exc)
+        return None
+
+    def _prefix_route(self, path: str) -> Desk[Any] | None:
         for prefix, desk in self.prefix_routes.items():
             if path == prefix or path.startswith(prefix + "/"):
                 return desk
         return None
 
+    def _route_name(self, path: str) -> str:
+        """A path for logs and metrics: the push route is named, never spelled (it may be a secret)."""
+        return "push" if path == self.settings.wechat.push_path else path
+
     def refuse(self, path: str, error: RelayError) -> Response:
         """A refusal: one log line and a JSON error body; nothing is stored."""
-        self.metrics.refused.labels(path if path in ("/", *self.callback_routes) else "other", str(error.status)).inc()
+        path = self._route_name(path)
+        self.metrics.refused.labels(path if path in ("push", *self.callback_routes) else "other",
+                                    str(error.status)).inc()
         log.warning("request refused", extra={"path": path, "status": error.status, "error": error.message})
         return Response.json({"error": error.message}, error.status, error.headers)
 
@@ -98,23 +150,29 @@ class Relay:
             await self.store.ping()
         except Exception as exc:
             log.error("health check: store unreachable", extra={"error": type(exc).__name__})
-            return Response.json({"status": "unavailable", "store": "unreachable"}, 503)
-        return Response.json({"status": "ok", "store": "reachable"})
+            return Response.json({"status": "unavailable", "store": "unreachable", "version": __version__}, 503)
+        return Response.json({"status": "ok", "store": "reachable", "version": __version__})
 
     async def _wechat(self, request: Request) -> Response:
         verified = self.push_verifier.verify(request)
-        if verified.replay_key:
-            await self._signature_once(verified.replay_key, request)
         if verified.answer is not None:
-            if verified.replay_key is None:
+            if verified.replay_key:
+                await self._signature_once(verified.replay_key, request)
+            else:
                 self.metrics.pushes.labels("probe").inc()
                 log.info("CheckContainerPath probe answered")
             return verified.answer
-        return await self.accept_push(verified.fields, verified.identity)
+        message = parse_message(verified.fields, verified.identity, self.settings.wechat.appid)
+        if verified.replay_key:  # recorded only for a push that is about to be stored
+            await self._signature_once(verified.replay_key, request)
+        return await self.accept(message)
 
     async def accept_push(self, fields: dict[str, object], identity: Identity) -> Response:
+        """Store a push that reached the relay by a trusted way (the function's push event)."""
+        return await self.accept(parse_message(fields, identity, self.settings.wechat.appid))
+
+    async def accept(self, message: UserMessage) -> Response:
         """Store a push (dedupe, conversation, delivery job) in one commit, then acknowledge."""
-        message = parse_message(fields, identity, self.settings.wechat.appid)
         now = self.clock()
         routed = self._route(message)
         window = SESSION_WINDOW if message.kind == "session" else WINDOW_SECONDS
@@ -136,21 +194,27 @@ class Relay:
                     return desk
         return None
 
+    def desk_of(self, conversation: Conversation) -> str | None:
+        """The desk a conversation is routed to: its own route, else RELAY_DESK."""
+        return conversation.desk or self.settings.desk
+
     async def _signature_once(self, key: str, request: Request) -> None:
         """A signature that covers neither the body nor the rest of the query may come again only with
         the same request (a resend)."""
-        digest = hashlib.sha256(json.dumps(sorted(request.query.items())).encode() + b"\n" + request.body)
+        digest = hashlib.sha256(json.dumps([request.method, sorted(request.query.items())]).encode() + b"\n"
+                                + request.body)
         if not await self.store.signature_serves(key, digest.hexdigest(), self.clock()):
             raise Unauthorized("this signature came before with another request: refused as a replay")
 
-    async def _desk_callback(self, desk: Desk, request: Request) -> Response:
+    async def _desk_callback(self, desk: Desk[Any], request: Request) -> Response:
         callback = desk.parse_callback(request)
-        if callback.replay_key:
-            await self._signature_once(f"{desk.name}:{callback.replay_key}", request)
         if desk.needs_known_recipient:
             for reply in callback.replies:
-                if await self.store.conversation(reply.app_id, reply.openid) is None:
-                    raise UnknownRecipient(f"no conversation {reply.conversation_id}")
+                conversation = await self.store.conversation(reply.app_id, reply.openid)
+                if conversation is None or self.desk_of(conversation) != desk.name:
+                    raise UnknownRecipient(f"no conversation {reply.conversation_id} on the {desk.name} desk")
+        if callback.replay_key:
+            await self._signature_once(f"{desk.name}:{callback.replay_key}", request)
         fresh = await self._accept_replies(desk, callback.replies)
         self.metrics.callbacks.labels(desk.name, "accepted" if fresh or not callback.replies else "duplicate").inc()
         log.info("desk callback accepted", extra={"desk": desk.name, "replies": len(callback.replies), "new": fresh})
@@ -158,11 +222,11 @@ class Relay:
             return callback.duplicate_response
         return callback.response
 
-    async def _accept_replies(self, desk: Desk, replies: Iterable[AgentReply]) -> int:
+    async def _accept_replies(self, desk: Desk[Any], replies: Iterable[AgentReply]) -> int:
         """Queue each reply for sending once (the desk's retries are duplicates); returns how many were new.
         The pieces of a long reply share its id and are queued in one transaction, so they stay together."""
         fresh = 0
-        for reply_id, pieces in itertools.groupby(replies, key=lambda reply: reply.id):
+        for reply_id, pieces in group_by_id(replies).items():
             fresh += await self.store.accept(f"reply:{desk.name}:{reply_id}", self.clock(),
                                              [NewJob(desk.reply_lane(p), JobKind.SEND, p.to_json()) for p in pieces])
         if fresh:
@@ -182,7 +246,7 @@ class Relay:
 
     async def _deliver(self, message: UserMessage) -> None:
         conversation = await self.store.conversation(message.app_id, message.openid)
-        desk = self.desks.get((conversation and conversation.desk) or self.settings.desk or "")
+        desk = self.desks.get(self.desk_of(conversation) or "") if conversation else None
         if desk is None or conversation is None:  # kept as a dead letter, payload and all
             raise PermanentDeliveryError("no desk for this conversation (RELAY_DESK, RELAY_ROUTES): not relayed")
         delivered = await desk.deliver(message, conversation)
@@ -198,11 +262,12 @@ class Relay:
         except UnknownRecipient as exc:
             return await self._undeliverable(reply, Reason.UNKNOWN_USER, None, exc.message)
         if resolved is None:  # for the desk itself (say, closing a thread), and done
-            return
+            return None
         reply = resolved
         conversation = await self.store.conversation(reply.app_id, reply.openid)
-        if conversation is None:
-            return await self._undeliverable(reply, Reason.UNKNOWN_USER, None, "no conversation with this user")
+        if conversation is None or self.desk_of(conversation) != reply.desk:
+            return await self._undeliverable(reply, Reason.UNKNOWN_USER, None,
+                                             f"no conversation with this user on the {reply.desk} desk")
         try:
             if self.clock() > conversation.window_until:
                 raise RecipientUnreachable("48-hour window closed", reason=Reason.WINDOW_CLOSED)
@@ -211,7 +276,7 @@ class Relay:
             if exc.reason in WINDOW_CLOSING:
                 await self.store.close_window(reply.app_id, reply.openid, conversation.window_until)
             await self._undeliverable(reply, exc.reason, exc.errcode, str(exc))
-            return
+            return None
         log.info("reply sent", extra={"reply": reply.id, "desk": reply.desk, "kind": reply.kind})
 
     async def _undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str) -> None:

@@ -6,15 +6,17 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from tests.fakes.c4c import FakeC4C
+from tests.fakes.easemob import FakeEasemob
 from tests.fakes.slack import FakeSlack
-from tests.fakes.wechat import FakeWeChat
 from tests.fakes.webhook import HOOK, FakeWebhookDesk
+from tests.fakes.wechat import FakeWeChat
 from tests.service import Service
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -50,6 +52,13 @@ def wechat() -> Iterator[FakeWeChat]:
 @pytest.fixture
 def c4c() -> Iterator[FakeC4C]:
     fake = FakeC4C()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def easemob() -> Iterator[FakeEasemob]:
+    fake = FakeEasemob()
     yield fake
     fake.close()
 

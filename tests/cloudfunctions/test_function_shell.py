@@ -11,8 +11,8 @@ from cloudfunctions.build import build
 from tests.cloudfunctions.conftest import APPID
 from tests.cloudfunctions.harness import text_event
 from tests.conftest import fixture_json
-from tests.fakes.wechat import SEND, TOKEN
 from tests.fakes.webhook import HOOK, post_reply
+from tests.fakes.wechat import SEND, TOKEN
 
 
 def test_probe_event_answered_success(function):
@@ -133,3 +133,15 @@ def test_drain_cut_off_by_the_budget_counts_an_attempt_and_loses_nothing(functio
     desk.answer = type(desk).answer.__get__(desk)
     desk.wait_for(lambda: fn.tick() is not None and [e for e in desk.events("message") if e["text"] == "slow"],
                   timeout=20, what="the cut-off job delivered by a later timer run")
+
+
+def test_body_limit_holds_over_http_access(function, desk):
+    fn = function(RELAY_MAX_BODY="4096")
+    answer = fn.post("/webhook/reply", b"{" + b" " * 5000 + b"}", {"content-type": "application/json"})
+    assert answer.status_code == 413 and answer.json()["error"]
+
+
+def test_the_function_refuses_an_implicit_sqlite_with_one_line(function):
+    fn = function(DATABASE_URL=None)
+    answer = fn.push(text_event("hello", "m-1"))
+    assert "MySQL is not configured" in answer["error"] and "MYSQL_ADDRESS" in answer["error"]

@@ -96,7 +96,7 @@ class FakeSlack(FakeServer):
 
     def _chat_postMessage(self, form: dict[str, str]) -> Answer:
         if form.get("channel") not in self.channels:
-            return 200, {"ok": False, "error": "channel_not_found"}
+            return 200, {"ok": False, "error": "not_in_channel"}
         if not form.get("text"):
             return 200, {"ok": False, "error": "no_text"}
         with self._state:
@@ -169,7 +169,7 @@ class FakeSlack(FakeServer):
         if form.get("channel_id") not in self.channels:
             return 200, {"ok": False, "error": "channel_not_found"}
         shared = [{"id": f["id"], "title": f.get("title"), "name": u["name"], "data": u["data"]}  # type: ignore[index]
-                  for f, u in zip(files, chosen)]
+                  for f, u in zip(files, chosen, strict=True)]
         posted = Posted(self._next_ts(), form["channel_id"], "", form.get("thread_ts"), files=shared)
         with self._state:
             self.posts.append(posted)

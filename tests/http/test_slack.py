@@ -9,8 +9,7 @@ import time
 import pytest
 
 from tests.conftest import fixture_bytes, fresh_push
-from tests.fakes.slack import AGENT, BOT_ID, BOT_USER, CHANNEL, EVENTS, OTHER_AGENT, POST, SIGNING_SECRET, TOKEN, \
-    FakeSlack, sign
+from tests.fakes.slack import AGENT, BOT_ID, BOT_USER, CHANNEL, EVENTS, OTHER_AGENT, POST, SIGNING_SECRET, TOKEN, FakeSlack, sign
 from tests.fakes.wechat import SEND, UPLOAD
 from tests.service import free_port
 
@@ -212,21 +211,28 @@ def test_rate_limit_storms_keep_order_and_lose_nothing(start_slack, slack):
     assert slack.received("/api/conversations.history") == slack.received("/api/conversations.replies") == []
 
 
-def test_ok_false_errors_are_retried_or_dead_lettered_as_slack_means_them(start_slack, slack):
+def test_ok_false_errors_are_retried_waited_out_or_dead_lettered_as_slack_means_them(start_slack, slack):
     slack.script(POST, (200, {"ok": False, "error": "internal_error"}), (503, b"unavailable"))
     service = start_slack()
     write(service, "hello", 1)
     root = root_of(slack)
     slack.wait_for(lambda: slack.texts(root.ts) == ["hello"], timeout=20, what="the message after two failures")
     assert len(slack.roots()) == 1
+
+    slack.script(POST, (200, {"ok": False, "error": "msg_too_long"}))  # refused for good: a dead letter
+    write(service, "too long", 2)
+    slack.wait_for(lambda: service.metric("relay_outbox_jobs", status="dead") == 1, what="a dead letter")
+    assert "msg_too_long" in service.logs() and slack.texts(root.ts) == ["hello"]
     service.stop()
 
-    service = start_slack(SLACK_CHANNEL="C0NOWHERE1")  # a channel the app cannot post to
-    write(service, "lost", 2, openid=OTHER)
-    slack.wait_for(lambda: service.metric("relay_outbox_jobs", status="dead") == 1, what="a dead letter")
-    assert "channel_not_found" in service.logs()
-    tries = [r for r in slack.received(POST, ok_only=False) if slack.form(r)["channel"] == "C0NOWHERE1"]
-    assert len(tries) == 1  # refused for good: not retried
+    service = start_slack(SLACK_CHANNEL="C0NOWHERE1")  # the bot is not in this channel yet
+    write(service, "waiting", 3, openid=OTHER)
+    slack.wait_for(lambda: "not_in_channel" in service.logs(), what="the refusal, logged")
+    assert "refused the relay's credentials" in service.logs()
+    assert service.metric("relay_outbox_jobs", status="dead") == 1  # the one above (same store): no new one
+    slack.channels = (CHANNEL, "C0NOWHERE1")  # an admin invites the bot: what waited is posted
+    root = root_of(slack, OTHER)
+    slack.wait_for(lambda: slack.texts(root.ts) == ["waiting"], timeout=20, what="the message that waited")
 
 
 def test_a_post_whose_answer_was_lost_is_found_not_posted_again(start_slack, slack, wechat):

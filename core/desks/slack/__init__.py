@@ -5,7 +5,8 @@ from __future__ import annotations
 import base64
 import dataclasses
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
@@ -16,7 +17,7 @@ from core.desks.slack import mrkdwn, texts
 from core.desks.slack.api import RateLimited, SlackApi
 from core.desks.slack.events import AgentPost, EventVerifier, agent_post
 from core.desks.slack.settings import SlackSettings
-from core.errors import BadRequest, PermanentDeliveryError, TransientDeliveryError
+from core.errors import BadRequest, CredentialsRefused, PermanentDeliveryError, TransientDeliveryError
 from core.http import check_status, send
 from core.models import AgentReply, Conversation, DeskRef, UserMessage
 from core.store import SqlStore
@@ -39,7 +40,8 @@ EXTENSIONS = {"image/png": "png", "image/gif": "gif"}
 def _display_name(user: Any) -> str:
     if not isinstance(user, dict):
         return ""
-    profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
+    found = user.get("profile")
+    profile = found if isinstance(found, dict) else {}
     for name in (profile.get("display_name"), profile.get("real_name"), user.get("real_name"), user.get("name")):
         if isinstance(name, str) and name.strip():
             return name.strip()[:80]
@@ -67,6 +69,7 @@ class SlackDesk(Desk[SlackSettings]):
         super().__init__(settings, http, store, clock)
         self.api = SlackApi(settings.api_base, settings.bot_token or "", http)
         self.verifier = EventVerifier(settings.signing_secret or "", clock)
+        self.channel = settings.channel or ""
         self._own_user: str | None = None  # the bot user, from auth.test once
         self._names: dict[str, tuple[str, float]] = {}  # Slack user id -> (display name, when read)
 
@@ -149,7 +152,7 @@ class SlackDesk(Desk[SlackSettings]):
             return cached[0]
         try:
             name = _display_name((await self.api.call("users.info", user=user)).get("user"))
-        except PermanentDeliveryError as exc:
+        except (PermanentDeliveryError, CredentialsRefused) as exc:  # a name is not worth holding a reply for
             log.warning("a Slack user's name could not be read (users:read scope?)",
                         extra={"user": user, "error": str(exc)})
             name = ""
@@ -164,7 +167,7 @@ class SlackDesk(Desk[SlackSettings]):
     async def _close(self, thread_ts: str, user: tuple[str, str], agent: str | None) -> None:
         """Mark the thread closed (the user's next message opens a new one) and say so in it."""
         await self.store.link(self.name, CLOSED + thread_ts, user[0], user[1], self.clock())
-        await self.api.call("chat.postMessage", channel=self.settings.channel, thread_ts=thread_ts,
+        await self.api.call("chat.postMessage", channel=self.channel, thread_ts=thread_ts,
                             text=texts.closed(agent))
         log.info("Slack thread closed", extra={"thread_ts": thread_ts, "openid": user[1]})
 
@@ -175,7 +178,7 @@ class SlackDesk(Desk[SlackSettings]):
         if not thread_ts:
             log.warning("no Slack thread to show an undeliverable reply in", extra={"reply": reply.id})
             return
-        await self.api.call("chat.postMessage", channel=self.settings.channel, thread_ts=thread_ts,
+        await self.api.call("chat.postMessage", channel=self.channel, thread_ts=thread_ts,
                             text=texts.undeliverable(reply, reason, errcode))
 
     # -- user → Slack -------------------------------------------------------------------------------
@@ -199,7 +202,7 @@ class SlackDesk(Desk[SlackSettings]):
 
     async def _needs_thread(self, thread: Thread, message: UserMessage) -> bool:
         ts = thread.get("ts")
-        if not ts or thread.get("channel") != self.settings.channel:
+        if not ts or thread.get("channel") != self.channel:
             return True
         if message.created_at - float(thread.get("last_at", 0)) > self.settings.thread_days * 86400:
             return True
@@ -210,7 +213,7 @@ class SlackDesk(Desk[SlackSettings]):
         previous = await self._permalink(old) if old.get("ts") else None
         root = texts.root(message, conversation, old.get("session_from"), self.settings.note_prefix, previous)
         ts, now = await self._post(conversation, old, f"root:{message.id}", root), self.clock()
-        thread: Thread = {"ts": ts, "channel": self.settings.channel, "opened_at": now,
+        thread: Thread = {"ts": ts, "channel": self.channel, "opened_at": now,
                           "last_at": message.created_at, "session_from": old.get("session_from")}
         if old.get("ts"):
             thread["previous"] = old["ts"]
@@ -221,7 +224,7 @@ class SlackDesk(Desk[SlackSettings]):
 
     async def _permalink(self, old: Thread) -> str:
         try:
-            answer = await self.api.call("chat.getPermalink", channel=old.get("channel") or self.settings.channel,
+            answer = await self.api.call("chat.getPermalink", channel=old.get("channel") or self.channel,
                                          message_ts=old["ts"])
         except PermanentDeliveryError:
             answer = {}
@@ -231,8 +234,8 @@ class SlackDesk(Desk[SlackSettings]):
     async def _post(self, conversation: Conversation, thread: Thread, key: str, text: str,
                     thread_ts: str | None = None) -> str:
         """chat.postMessage with `key` in its metadata; the post's ts. A failure that may have posted it
-        anyway (a lost answer, not a rate limit) marks the key unsure in the stored thread, and the next
-        attempt looks for it in Slack before posting again."""
+        anyway (a lost answer; not a rate limit or a refusal) marks the key unsure in the stored thread, and
+        the next attempt looks for it in Slack before posting again."""
         unsure = thread.get("unsure") or {}
         if unsure.get("key") == key:
             found = await self._posted_before(key, thread_ts, float(unsure.get("at", 0)))
@@ -241,10 +244,10 @@ class SlackDesk(Desk[SlackSettings]):
                 return found
         try:
             answer = await self.api.call(
-                "chat.postMessage", channel=self.settings.channel, text=text, thread_ts=thread_ts,
+                "chat.postMessage", channel=self.channel, text=text, thread_ts=thread_ts,
                 unfurl_links=False, unfurl_media=False,
                 metadata={"event_type": METADATA_TYPE, "event_payload": {"key": key}})
-        except RateLimited:
+        except (RateLimited, CredentialsRefused):  # refused outright: nothing was posted
             raise
         except TransientDeliveryError:
             await self.store.set_thread(conversation.app_id, conversation.openid, self.name,
@@ -258,7 +261,7 @@ class SlackDesk(Desk[SlackSettings]):
     async def _posted_before(self, key: str, thread_ts: str | None, since: float) -> str | None:
         """The ts of a post carrying `key` since a moment before `since`, in the thread or the channel."""
         method, where = ("conversations.replies", {"ts": thread_ts}) if thread_ts else ("conversations.history", {})
-        answer = await self.api.call(method, channel=self.settings.channel, oldest=f"{since - 60:.6f}",
+        answer = await self.api.call(method, channel=self.channel, oldest=f"{since - 60:.6f}",
                                      inclusive=True, include_all_metadata=True, limit=200, **where)
         for posted in answer.get("messages") or []:
             metadata = posted.get("metadata") if isinstance(posted, dict) else None
@@ -281,5 +284,5 @@ class SlackDesk(Desk[SlackSettings]):
             return False
         extension = EXTENSIONS.get(response.headers.get("content-type", "").split(";")[0].strip(), "jpg")
         await self.api.upload(response.content, f"wechat-{message.msg_id or message.created_at}.{extension}",
-                              "Picture from the WeChat user", self.settings.channel, thread["ts"])
+                              "Picture from the WeChat user", self.channel, thread["ts"])
         return True

@@ -9,12 +9,18 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from core.errors import PermanentDeliveryError, TransientDeliveryError
+from core.errors import CredentialsRefused, PermanentDeliveryError, TransientDeliveryError
 from core.http import check_status, retry_after, send
 
 # `ok: false` errors worth retrying (https://docs.slack.dev/reference/methods: the errors every method shares)
 TRANSIENT_ERRORS = frozenset({"ratelimited", "internal_error", "fatal_error", "service_unavailable",
                               "request_timeout", "team_added_to_org"})
+# `ok: false` errors that mean the app's set-up is wrong (token, scopes, the bot not in the channel): like a
+# 401, a configuration fault that is logged loudly and waited out, so what waited is posted once it is fixed
+SETUP_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive", "token_revoked", "token_expired",
+                          "no_permission", "missing_scope", "not_allowed_token_type", "ekm_access_denied",
+                          "team_access_not_granted", "org_login_required", "not_in_channel", "channel_not_found",
+                          "is_archived"})
 FILE_HOSTS = ("slack.com", "slack-gov.com")  # where url_private points; the bot token goes nowhere else
 
 
@@ -60,6 +66,8 @@ class SlackApi:
             raise RateLimited(message, retry_after=retry_after(response))
         if error in TRANSIENT_ERRORS:
             raise TransientDeliveryError(message, retry_after=retry_after(response))
+        if error in SETUP_ERRORS:
+            raise CredentialsRefused(message)
         raise PermanentDeliveryError(message)
 
     async def upload(self, data: bytes, filename: str, title: str, channel: str, thread_ts: str) -> str:
@@ -81,7 +89,7 @@ class SlackApi:
             raise PermanentDeliveryError(f"a Slack file on {host or 'no host'}: the bot token is not sent there")
         response = check_status(await send(self.http, "GET", url, headers=self._auth), detail="Slack file")
         if response.headers.get("content-type", "").startswith("text/html"):
-            raise PermanentDeliveryError("Slack answered a login page for a file: give the app the files:read scope")
+            raise CredentialsRefused("Slack answered a login page for a file: give the app the files:read scope")
         if len(response.content) > limit:
             raise PermanentDeliveryError(f"a Slack file of {len(response.content)} bytes: over {limit}")
         return response.content

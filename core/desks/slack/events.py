@@ -2,8 +2,9 @@
 events are an agent's post in a thread of the relay's channel."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from core import signing
 from core.desks.slack.settings import SlackSettings

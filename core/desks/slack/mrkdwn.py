@@ -5,7 +5,7 @@ replaces with names once they have been looked up (https://docs.slack.dev/messag
 from __future__ import annotations
 
 import re
-from typing import Mapping
+from collections.abc import Mapping
 
 MENTION = re.compile("\ue000([A-Z0-9]+)\ue001")  # a user mention waiting for its name (private-use characters)
 _TOKEN = re.compile(r"<([^<>\n]*)>")
