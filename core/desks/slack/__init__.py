@@ -12,13 +12,13 @@ import httpx
 
 from core import logs
 from core.bodies import parse_json_object
-from core.desks.base import Callback, Delivered, Desk, Thread
+from core.desks.base import Callback, Delivered, Desk
 from core.desks.slack import mrkdwn, texts
-from core.desks.slack.api import RateLimited, SlackApi
+from core.desks.slack.api import SlackApi
 from core.desks.slack.events import AgentPost, EventVerifier, agent_post
 from core.desks.slack.settings import SlackSettings
-from core.errors import BadRequest, CredentialsRefused, PermanentDeliveryError, TransientDeliveryError
-from core.http import check_status, send
+from core.desks.slack.threads import CLOSED, Threads
+from core.errors import BadRequest, CredentialsRefused, PermanentDeliveryError
 from core.models import AgentReply, Conversation, DeskRef, UserMessage
 from core.store import SqlStore
 from core.web import Request, Response
@@ -26,15 +26,11 @@ from core.wechat.api import TEXT_LIMIT, split_text
 
 log = logs.get("slack")
 ACK = Response.text("")
-CLOSED = "closed:"  # links key of a closed thread: closed:<thread ts>
-METADATA_TYPE = "wechat_relay_post"  # every post carries its key, so a post whose answer was lost can be found
 PIECE_LIMIT = TEXT_LIMIT - 200  # room for the names that mentions and SLACK_AGENT_NAMES add
 IMAGE_TYPES = frozenset({"image/jpeg", "image/png", "image/gif"})  # what WeChat shows as a picture
 IMAGE_LIMIT = 2 << 20  # larger pictures go to WeChat as Slack's largest thumbnail
 THUMBNAILS = ("thumb_1024", "thumb_960", "thumb_800", "thumb_720", "thumb_480", "thumb_360")
-PICTURE_LIMIT = 20 << 20  # a user's picture fetched from WeChat for Slack
 NAME_TTL = 3600.0
-EXTENSIONS = {"image/png": "png", "image/gif": "gif"}
 
 
 def _display_name(user: Any) -> str:
@@ -70,6 +66,7 @@ class SlackDesk(Desk[SlackSettings]):
         self.api = SlackApi(settings.api_base, settings.bot_token or "", http)
         self.verifier = EventVerifier(settings.signing_secret or "", clock)
         self.channel = settings.channel or ""
+        self.threads = Threads(self.name, settings, self.api, http, store, clock)
         self._own_user: str | None = None  # the bot user, from auth.test once
         self._names: dict[str, tuple[str, float]] = {}  # Slack user id -> (display name, when read)
 
@@ -181,108 +178,6 @@ class SlackDesk(Desk[SlackSettings]):
         await self.api.call("chat.postMessage", channel=self.channel, thread_ts=thread_ts,
                             text=texts.undeliverable(reply, reason, errcode))
 
-    # -- user → Slack -------------------------------------------------------------------------------
     async def deliver(self, message: UserMessage, conversation: Conversation) -> Delivered:
-        """Open the user's thread when there is none (or it was closed, or quiet for SLACK_THREAD_DAYS),
-        then post the message in it. A post is kept in the stored thread before the next step, so a
-        retried delivery posts neither the root nor the message twice."""
-        thread: Thread = dict(conversation.thread or {})
-        if message.kind == "session":
-            thread["session_from"] = message.session_from  # named by the root of the next thread
-            return Delivered(thread)
-        if message.msgtype == "event" or thread.get("done") == message.id:
-            return Delivered(thread)  # other events are not the user talking; or posted before a crash
-        if await self._needs_thread(thread, message):
-            thread = await self._open_thread(message, conversation, thread)
-        if not (message.kind == "image" and await self._post_picture(message, thread)):
-            await self._post(conversation, thread, message.id, texts.user_message(message), thread["ts"])
-        thread.update(done=message.id, last_at=max(float(thread.get("last_at", 0)), message.created_at))
-        thread.pop("unsure", None)
-        return Delivered(thread)
-
-    async def _needs_thread(self, thread: Thread, message: UserMessage) -> bool:
-        ts = thread.get("ts")
-        if not ts or thread.get("channel") != self.channel:
-            return True
-        if message.created_at - float(thread.get("last_at", 0)) > self.settings.thread_days * 86400:
-            return True
-        return await self.store.linked(self.name, CLOSED + ts) is not None
-
-    async def _open_thread(self, message: UserMessage, conversation: Conversation, old: Thread) -> Thread:
-        """Post the root, link its ts to the user, and store the thread before anything goes under it."""
-        previous = await self._permalink(old) if old.get("ts") else None
-        root = texts.root(message, conversation, old.get("session_from"), self.settings.note_prefix, previous)
-        ts, now = await self._post(conversation, old, f"root:{message.id}", root), self.clock()
-        thread: Thread = {"ts": ts, "channel": self.channel, "opened_at": now,
-                          "last_at": message.created_at, "session_from": old.get("session_from")}
-        if old.get("ts"):
-            thread["previous"] = old["ts"]
-        await self.store.link(self.name, ts, message.app_id, message.openid, now)
-        await self.store.set_thread(message.app_id, message.openid, self.name, thread)
-        log.info("Slack thread opened", extra={"id": message.id, "thread_ts": ts, "previous": old.get("ts")})
-        return thread
-
-    async def _permalink(self, old: Thread) -> str:
-        try:
-            answer = await self.api.call("chat.getPermalink", channel=old.get("channel") or self.channel,
-                                         message_ts=old["ts"])
-        except PermanentDeliveryError:
-            answer = {}
-        link = answer.get("permalink")
-        return f"<{link}|the previous thread>" if isinstance(link, str) else f"thread {old['ts']}"
-
-    async def _post(self, conversation: Conversation, thread: Thread, key: str, text: str,
-                    thread_ts: str | None = None) -> str:
-        """chat.postMessage with `key` in its metadata; the post's ts. A failure that may have posted it
-        anyway (a lost answer; not a rate limit or a refusal) marks the key unsure in the stored thread, and
-        the next attempt looks for it in Slack before posting again."""
-        unsure = thread.get("unsure") or {}
-        if unsure.get("key") == key:
-            found = await self._posted_before(key, thread_ts, float(unsure.get("at", 0)))
-            if found:
-                log.info("a post whose answer was lost is in Slack: not posted again", extra={"key": key})
-                return found
-        try:
-            answer = await self.api.call(
-                "chat.postMessage", channel=self.channel, text=text, thread_ts=thread_ts,
-                unfurl_links=False, unfurl_media=False,
-                metadata={"event_type": METADATA_TYPE, "event_payload": {"key": key}})
-        except (RateLimited, CredentialsRefused):  # refused outright: nothing was posted
-            raise
-        except TransientDeliveryError:
-            await self.store.set_thread(conversation.app_id, conversation.openid, self.name,
-                                        {**thread, "unsure": {"key": key, "at": self.clock()}})
-            raise
-        ts = answer.get("ts")
-        if not isinstance(ts, str) or not ts:
-            raise PermanentDeliveryError("Slack chat.postMessage: ok without a ts")
-        return ts
-
-    async def _posted_before(self, key: str, thread_ts: str | None, since: float) -> str | None:
-        """The ts of a post carrying `key` since a moment before `since`, in the thread or the channel."""
-        method, where = ("conversations.replies", {"ts": thread_ts}) if thread_ts else ("conversations.history", {})
-        answer = await self.api.call(method, channel=self.channel, oldest=f"{since - 60:.6f}",
-                                     inclusive=True, include_all_metadata=True, limit=200, **where)
-        for posted in answer.get("messages") or []:
-            metadata = posted.get("metadata") if isinstance(posted, dict) else None
-            payload = metadata.get("event_payload") if isinstance(metadata, dict) else None
-            if isinstance(payload, dict) and payload.get("key") == key and isinstance(posted.get("ts"), str):
-                return str(posted["ts"])
-        return None
-
-    async def _post_picture(self, message: UserMessage, thread: Thread) -> bool:
-        """Upload the user's picture into the thread; False when WeChat's copy cannot be had."""
-        url = message.pic_url or ""
-        if not url.startswith(("https://", "http://")):
-            return False
-        try:
-            response = check_status(await send(self.http, "GET", url), detail="the user's picture")
-        except PermanentDeliveryError as exc:
-            log.warning("the user's picture could not be fetched from WeChat", extra={"error": str(exc)})
-            return False
-        if not response.content or len(response.content) > PICTURE_LIMIT:
-            return False
-        extension = EXTENSIONS.get(response.headers.get("content-type", "").split(";")[0].strip(), "jpg")
-        await self.api.upload(response.content, f"wechat-{message.msg_id or message.created_at}.{extension}",
-                              "Picture from the WeChat user", self.channel, thread["ts"])
-        return True
+        """The user's message into their thread (core/desks/slack/threads.py)."""
+        return await self.threads.deliver(message, conversation)
