@@ -53,6 +53,8 @@ class FakeSlack(FakeServer):
     token = TOKEN
     channels = (CHANNEL,)
     lose_answers = 0
+    rate: float | None = None  # set: chat.postMessage allows this many posts per second per channel (429 beyond)
+    burst = 3.0  # posts a channel may take at once before the rate applies
     names = {AGENT: "Alice", OTHER_AGENT: "Bob"}
 
     def __post_init__(self) -> None:
@@ -63,6 +65,7 @@ class FakeSlack(FakeServer):
         self._ids = itertools.count(1)
         self._last_ts = 0.0
         self._state = threading.Lock()
+        self._buckets: dict[str, tuple[float, float]] = {}  # channel -> (tokens, when counted)
         self.thread_failures: list[Answer] = []  # answers to the next in-thread posts, instead of posting
 
     # -- Web API ----------------------------------------------------------------------------------
@@ -90,6 +93,17 @@ class FakeSlack(FakeServer):
             self._last_ts = max(time.time(), self._last_ts + 0.000001)
             return f"{self._last_ts:.6f}"
 
+    def _within_rate(self, channel: str) -> bool:
+        """A token bucket per channel: `burst` posts at once, then `rate` a second."""
+        if self.rate is None:
+            return True
+        now = time.monotonic()
+        with self._state:
+            tokens, then = self._buckets.get(channel, (self.burst, now))
+            tokens = min(self.burst, tokens + (now - then) * self.rate)
+            self._buckets[channel] = (tokens - 1, now) if tokens >= 1 else (tokens, now)
+            return tokens >= 1
+
     def _auth_test(self, _: dict[str, str]) -> Answer:
         return 200, {"ok": True, "url": "https://relay-test.slack.com/", "team": "Relay Test", "user": "relay",
                      "team_id": "T123ABC456", "user_id": BOT_USER, "bot_id": BOT_ID}
@@ -103,6 +117,8 @@ class FakeSlack(FakeServer):
             failure = self.thread_failures.pop(0) if form.get("thread_ts") and self.thread_failures else None
         if failure:
             return failure
+        if not self._within_rate(form["channel"]):
+            return 429, {"ok": False, "error": "ratelimited"}, {"retry-after": "1"}
         posted = Posted(self._next_ts(), form["channel"], form["text"], form.get("thread_ts"),
                         json.loads(form["metadata"]) if form.get("metadata") else None)
         with self._state:

@@ -211,6 +211,20 @@ def test_rate_limit_storms_keep_order_and_lose_nothing(start_slack, slack):
     assert slack.received("/api/conversations.history") == slack.received("/api/conversations.replies") == []
 
 
+def test_the_pace_meets_slacks_limit_instead_of_hitting_it(start_slack, slack):
+    slack.rate = 1.0  # as Slack: about a post a second per channel, a short burst allowed
+    service = start_slack(SLACK_POSTS_PER_MINUTE="50")  # a little under it, so that timing jitter cannot hit it
+    started = time.monotonic()
+    for n in range(4):
+        write(service, f"a{n}", 100 + n)
+        write(service, f"b{n}", 200 + n, openid=OTHER)
+    mine, theirs = root_of(slack), root_of(slack, OTHER)
+    slack.wait_for(lambda: slack.texts(mine.ts) == ["a0", "a1", "a2", "a3"], timeout=30, what="a0..a3 in order")
+    slack.wait_for(lambda: slack.texts(theirs.ts) == ["b0", "b1", "b2", "b3"], timeout=30, what="b0..b3 in order")
+    assert [r.status for r in slack.received(POST, ok_only=False)] == [200] * 10  # not one 429
+    assert time.monotonic() - started >= 7 * 1.2 - 0.5  # ten posts: three at once, then one every 1.2 s
+
+
 def test_ok_false_errors_are_retried_waited_out_or_dead_lettered_as_slack_means_them(start_slack, slack):
     slack.script(POST, (200, {"ok": False, "error": "internal_error"}), (503, b"unavailable"))
     service = start_slack()

@@ -16,6 +16,7 @@ from core.desks.base import Callback, Delivered, Desk
 from core.desks.slack import mrkdwn, texts
 from core.desks.slack.api import SlackApi
 from core.desks.slack.events import AgentPost, EventVerifier, agent_post
+from core.desks.slack.pace import Pace
 from core.desks.slack.settings import SlackSettings
 from core.desks.slack.threads import CLOSED, Threads
 from core.errors import BadRequest, CredentialsRefused, PermanentDeliveryError
@@ -63,7 +64,7 @@ class SlackDesk(Desk[SlackSettings]):
     def __init__(self, settings: SlackSettings, http: httpx.AsyncClient, store: SqlStore,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(settings, http, store, clock)
-        self.api = SlackApi(settings.api_base, settings.bot_token or "", http)
+        self.api = SlackApi(settings.api_base, settings.bot_token or "", http, Pace(settings.posts_per_minute))
         self.verifier = EventVerifier(settings.signing_secret or "", clock)
         self.channel = settings.channel or ""
         self.threads = Threads(self.name, settings, self.api, http, store, clock)

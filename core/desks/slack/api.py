@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from core.desks.slack.pace import Pace, RateLimited
 from core.errors import CredentialsRefused, PermanentDeliveryError, TransientDeliveryError
 from core.http import check_status, retry_after, send
 
@@ -21,11 +22,8 @@ SETUP_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive", "tok
                           "no_permission", "missing_scope", "not_allowed_token_type", "ekm_access_denied",
                           "team_access_not_granted", "org_login_required", "not_in_channel", "channel_not_found",
                           "is_archived"})
+PACED = frozenset({"chat.postMessage", "files.completeUploadExternal"})  # the calls that post in the channel
 FILE_HOSTS = ("slack.com", "slack-gov.com")  # where url_private points; the bot token goes nowhere else
-
-
-class RateLimited(TransientDeliveryError):
-    """Slack refused the call for its rate limit (HTTP 429 or `ratelimited`): nothing was done."""
 
 
 def _form_value(value: Any) -> str:
@@ -37,13 +35,24 @@ def _form_value(value: Any) -> str:
 
 
 class SlackApi:
-    def __init__(self, api_base: str, token: str, http: httpx.AsyncClient) -> None:
-        self.api_base, self.http = api_base, http
+    def __init__(self, api_base: str, token: str, http: httpx.AsyncClient, pace: Pace) -> None:
+        self.api_base, self.http, self.pace = api_base, http, pace
         self._auth = {"authorization": f"Bearer {token}"}
         self._own_host = urlsplit(api_base).hostname or ""
 
     async def call(self, method: str, **fields: Any) -> dict[str, Any]:
-        """POST one Web API method (None fields left out); the answer when `ok`, else an error."""
+        """POST one Web API method (None fields left out); the answer when `ok`, else an error. Posts
+        in the channel wait for their turn (pace.py), and Slack's Retry-After holds every post."""
+        if method not in PACED:
+            return await self._call(method, fields)
+        await self.pace.turn()
+        try:
+            return await self._call(method, fields)
+        except RateLimited as exc:
+            self.pace.hold(exc.retry_after or 1.0)
+            raise
+
+    async def _call(self, method: str, fields: dict[str, Any]) -> dict[str, Any]:
         data = {name: _form_value(value) for name, value in fields.items() if value is not None}
         response = await send(self.http, "POST", f"{self.api_base}/{method}", data=data, headers=self._auth)
         try:

@@ -20,6 +20,7 @@ class SlackSettings(DeskSettings):
     note_prefix: str = "//"  # thread replies starting with it stay among agents
     thread_days: int = 7  # a user back after this many quiet days gets a new thread
     agent_names: bool = False  # prefix what the user gets with the agent's display name
+    posts_per_minute: int = 60  # posts to the channel this relay allows itself (Slack: about one a second)
 
     required = {"bot_token": "SLACK_BOT_TOKEN", "signing_secret": "SLACK_SIGNING_SECRET",
                 "channel": "SLACK_CHANNEL"}
@@ -37,4 +38,5 @@ class SlackSettings(DeskSettings):
             note_prefix=env.str("SLACK_NOTE_PREFIX", cls.note_prefix) or cls.note_prefix,
             thread_days=env.int("SLACK_THREAD_DAYS", cls.thread_days),
             agent_names=env.flag("SLACK_AGENT_NAMES"),
+            posts_per_minute=env.int("SLACK_POSTS_PER_MINUTE", cls.posts_per_minute),
         )

@@ -10,7 +10,8 @@ import httpx
 from core import logs
 from core.desks.base import Delivered, Thread
 from core.desks.slack import texts
-from core.desks.slack.api import RateLimited, SlackApi
+from core.desks.slack.api import SlackApi
+from core.desks.slack.pace import RateLimited
 from core.desks.slack.settings import SlackSettings
 from core.errors import CredentialsRefused, PermanentDeliveryError, TransientDeliveryError
 from core.http import check_status, send
