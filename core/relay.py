@@ -194,6 +194,11 @@ class Relay:
                     return desk
         return None
 
+    def caller_waits(self, path: str) -> float | None:
+        """How long the caller of a desk's callback route waits for the answer, where its desk says."""
+        desk = self.callback_routes.get(path)
+        return desk.caller_waits if desk else None
+
     def desk_of(self, conversation: Conversation) -> str | None:
         """The desk a conversation is routed to: its own route, else RELAY_DESK."""
         return conversation.desk or self.settings.desk

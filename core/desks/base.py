@@ -69,6 +69,7 @@ class Desk(abc.ABC, Generic[S]):
     route_prefix: ClassVar[str | None] = None
     # Quirks core reads instead of branching on the desk's name.
     needs_known_recipient: ClassVar[bool] = True  # replies must name a user core knows (else 404)
+    caller_waits: ClassVar[float | None] = None  # seconds the desk waits for a callback's answer, if it says
 
     def __init__(self, settings: S, http: httpx.AsyncClient, store: SqlStore,
                  clock: Callable[[], float] = time.time) -> None:

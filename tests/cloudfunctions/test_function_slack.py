@@ -1,6 +1,7 @@
 """The Slack desk through main_handler: pushes as events, Slack's Events API as HTTP-access events."""
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -77,3 +78,20 @@ def test_slack_outage_left_for_the_timer(slack_function, slack):
     slack.wait_for(lambda: fn.tick() is not None and slack.roots() and len(slack.texts(slack.roots()[0].ts)) == 3,
                    timeout=30, what="the timer draining the outbox")
     assert slack.texts(slack.roots()[0].ts) == ["m0", "m1", "m2"] and len(slack.roots()) == 1
+
+
+def test_slack_is_answered_within_its_3_seconds_while_wechat_is_slow(slack_function, slack, wechat):
+    fn = slack_function()
+    fn.push(text_event("hello", "m-5"))
+    [root] = slack.roots()
+    release, answer = threading.Event(), wechat.answer
+    wechat.answer = lambda recorded: (release.wait(10), answer(recorded))[1]  # type: ignore[method-assign]
+    try:
+        started = time.monotonic()
+        assert slack.send(fn, slack.reply(root.ts, "慢")).status_code == 200
+        assert time.monotonic() - started < 2.5  # the send to WeChat goes on at the next run
+    finally:
+        release.set()
+        wechat.answer = answer  # type: ignore[method-assign]
+    slack.wait_for(lambda: fn.tick() is not None and wechat.texts_to(OPENID) == ["慢"], timeout=20,
+                   what="the reply sent by a later timer run")

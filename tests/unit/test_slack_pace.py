@@ -1,6 +1,8 @@
 """The pace of posts to the channel: a burst of three, then one a second; a near turn is waited for, a far
-one refused with the time to it; Slack's Retry-After holds every post."""
+one kept for its post, which is put back once with the time to it; Slack's Retry-After holds every post."""
 from __future__ import annotations
+
+import itertools
 
 import pytest
 
@@ -19,35 +21,46 @@ class Clock:
         self.now += seconds
 
 
+keys = (f"post-{n}" for n in itertools.count())
+
+
 async def test_a_burst_then_one_a_second():
     clock = Clock()
     pace = Pace(60, clock, clock.sleep)
     for _ in range(6):
-        await pace.turn()
+        await pace.turn(next(keys))
     assert clock.slept == [1.0, 1.0, 1.0]  # three at once, then each a second after the one before
     clock.now += 10  # quiet for a while: the burst is back
     for _ in range(3):
-        await pace.turn()
+        await pace.turn(next(keys))
     assert clock.slept == [1.0, 1.0, 1.0]
 
 
-async def test_a_far_turn_is_refused_with_the_time_to_it_and_reserves_nothing():
-    clock = Clock()
-    pace = Pace(60, clock, lambda seconds: _no_sleep())
+async def test_a_far_turn_is_kept_for_its_post_which_is_put_back_once():
+    clock, waits = Clock(), []
+
+    async def wait(seconds: float) -> None:  # waits without time passing: the posts all come at once
+        waits.append(round(seconds, 6))
+
+    pace = Pace(60, clock, wait)
     for _ in range(3 + int(MAX_WAIT)):
-        await pace.turn()  # the burst, then turns 1 … MAX_WAIT seconds away (not slept here)
-    with pytest.raises(RateLimited) as refused:
-        await pace.turn()
-    assert refused.value.retry_after == pytest.approx(MAX_WAIT + 1)
-    with pytest.raises(RateLimited):
-        await pace.turn()  # still as far: the refusal took no turn
+        await pace.turn(next(keys))  # the burst, then turns 1 … MAX_WAIT seconds away
+    with pytest.raises(RateLimited) as first:
+        await pace.turn("late")
+    with pytest.raises(RateLimited) as second:
+        await pace.turn("later")
+    assert (first.value.retry_after, second.value.retry_after) == pytest.approx((MAX_WAIT + 1, MAX_WAIT + 2))
+    clock.now += MAX_WAIT + 1  # the outbox brings "late" back at its turn: it goes at once
+    await pace.turn("late")
+    await pace.turn("newcomer")  # after "later", whose turn is kept: 2 s from now
+    assert waits == [1.0, 2.0, 3.0, 2.0]  # turns 4 to 6 of the burst, then the newcomer; "late" did not wait
 
 
 async def test_retry_after_holds_every_post():
     clock = Clock()
     pace = Pace(60, clock, clock.sleep)
     pace.hold(2.5)
-    await pace.turn()
+    await pace.turn(next(keys))
     assert clock.slept == [2.5]
 
 
@@ -55,9 +68,5 @@ async def test_a_faster_pace_for_channels_that_may_post_more():
     clock = Clock()
     pace = Pace(600, clock, clock.sleep)
     for _ in range(5):
-        await pace.turn()
+        await pace.turn(next(keys))
     assert clock.slept == [0.1, 0.1]
-
-
-async def _no_sleep() -> None:
-    return None

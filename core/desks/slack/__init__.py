@@ -60,6 +60,7 @@ class SlackDesk(Desk[SlackSettings]):
     settings_type = SlackSettings
     callback_paths = ("/slack/events",)
     needs_known_recipient = False  # replies name a thread; resolve_recipient finds its user
+    caller_waits = 3.0  # Slack retries an event not answered within 3 s
 
     def __init__(self, settings: SlackSettings, http: httpx.AsyncClient, store: SqlStore,
                  clock: Callable[[], float] = time.time) -> None:
@@ -165,7 +166,7 @@ class SlackDesk(Desk[SlackSettings]):
     async def _close(self, thread_ts: str, user: tuple[str, str], agent: str | None) -> None:
         """Mark the thread closed (the user's next message opens a new one) and say so in it."""
         await self.store.link(self.name, CLOSED + thread_ts, user[0], user[1], self.clock())
-        await self.api.call("chat.postMessage", channel=self.channel, thread_ts=thread_ts,
+        await self.api.post("chat.postMessage", f"close:{thread_ts}", channel=self.channel, thread_ts=thread_ts,
                             text=texts.closed(agent))
         log.info("Slack thread closed", extra={"thread_ts": thread_ts, "openid": user[1]})
 
@@ -176,8 +177,8 @@ class SlackDesk(Desk[SlackSettings]):
         if not thread_ts:
             log.warning("no Slack thread to show an undeliverable reply in", extra={"reply": reply.id})
             return
-        await self.api.call("chat.postMessage", channel=self.channel, thread_ts=thread_ts,
-                            text=texts.undeliverable(reply, reason, errcode))
+        await self.api.post("chat.postMessage", f"undeliverable:{reply.id}", channel=self.channel,
+                            thread_ts=thread_ts, text=texts.undeliverable(reply, reason, errcode))
 
     async def deliver(self, message: UserMessage, conversation: Conversation) -> Delivered:
         """The user's message into their thread (core/desks/slack/threads.py)."""

@@ -22,7 +22,6 @@ SETUP_ERRORS = frozenset({"not_authed", "invalid_auth", "account_inactive", "tok
                           "no_permission", "missing_scope", "not_allowed_token_type", "ekm_access_denied",
                           "team_access_not_granted", "org_login_required", "not_in_channel", "channel_not_found",
                           "is_archived"})
-PACED = frozenset({"chat.postMessage", "files.completeUploadExternal"})  # the calls that post in the channel
 FILE_HOSTS = ("slack.com", "slack-gov.com")  # where url_private points; the bot token goes nowhere else
 
 
@@ -40,19 +39,18 @@ class SlackApi:
         self._auth = {"authorization": f"Bearer {token}"}
         self._own_host = urlsplit(api_base).hostname or ""
 
-    async def call(self, method: str, **fields: Any) -> dict[str, Any]:
-        """POST one Web API method (None fields left out); the answer when `ok`, else an error. Posts
-        in the channel wait for their turn (pace.py), and Slack's Retry-After holds every post."""
-        if method not in PACED:
-            return await self._call(method, fields)
-        await self.pace.turn()
+    async def post(self, method: str, key: str, **fields: Any) -> dict[str, Any]:
+        """A call that posts in the channel: it waits for its turn (pace.py; `key` names the post, so a
+        post put back keeps its turn), and Slack's Retry-After holds every post."""
+        await self.pace.turn(key)
         try:
-            return await self._call(method, fields)
+            return await self.call(method, **fields)
         except RateLimited as exc:
             self.pace.hold(exc.retry_after or 1.0)
             raise
 
-    async def _call(self, method: str, fields: dict[str, Any]) -> dict[str, Any]:
+    async def call(self, method: str, **fields: Any) -> dict[str, Any]:
+        """POST one Web API method (None fields left out); the answer when `ok`, else an error."""
         data = {name: _form_value(value) for name, value in fields.items() if value is not None}
         response = await send(self.http, "POST", f"{self.api_base}/{method}", data=data, headers=self._auth)
         try:
@@ -79,15 +77,16 @@ class SlackApi:
             raise CredentialsRefused(message)
         raise PermanentDeliveryError(message)
 
-    async def upload(self, data: bytes, filename: str, title: str, channel: str, thread_ts: str) -> str:
-        """Share a file in a thread with the external upload flow (files.upload is retired); its id."""
+    async def upload(self, key: str, data: bytes, filename: str, title: str, channel: str, thread_ts: str) -> str:
+        """Share a file in a thread with the external upload flow (files.upload is retired); its id.
+        Sharing posts in the channel, so it takes a turn as `key`."""
         grant = await self.call("files.getUploadURLExternal", filename=filename, length=len(data))
         upload_url, file_id = grant.get("upload_url"), grant.get("file_id")
         if not isinstance(upload_url, str) or not upload_url.startswith(("https://", "http://")) or not file_id:
             raise TransientDeliveryError("Slack files.getUploadURLExternal: no upload_url or file_id")
         check_status(await send(self.http, "POST", upload_url, content=data,
                                 headers={"content-type": "application/octet-stream"}), detail="file upload")
-        await self.call("files.completeUploadExternal", files=[{"id": file_id, "title": title}],
+        await self.post("files.completeUploadExternal", key, files=[{"id": file_id, "title": title}],
                         channel_id=channel, thread_ts=thread_ts)
         return str(file_id)
 

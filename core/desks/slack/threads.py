@@ -95,8 +95,8 @@ class Threads:
                 log.info("a post whose answer was lost is in Slack: not posted again", extra={"key": key})
                 return found
         try:
-            answer = await self.api.call(
-                "chat.postMessage", channel=self.channel, text=text, thread_ts=thread_ts,
+            answer = await self.api.post(
+                "chat.postMessage", key, channel=self.channel, text=text, thread_ts=thread_ts,
                 unfurl_links=False, unfurl_media=False,
                 metadata={"event_type": METADATA_TYPE, "event_payload": {"key": key}})
         except (RateLimited, CredentialsRefused):  # refused outright: nothing was posted
@@ -135,6 +135,6 @@ class Threads:
         if not response.content or len(response.content) > PICTURE_LIMIT:
             return False
         extension = EXTENSIONS.get(response.headers.get("content-type", "").split(";")[0].strip(), "jpg")
-        await self.api.upload(response.content, f"wechat-{message.msg_id or message.created_at}.{extension}",
+        await self.api.upload(f"file:{message.id}", response.content, f"wechat-{message.msg_id or message.created_at}.{extension}",
                               "Picture from the WeChat user", self.channel, thread["ts"])
         return True
