@@ -135,6 +135,7 @@ class Threads:
         if not response.content or len(response.content) > PICTURE_LIMIT:
             return False
         extension = EXTENSIONS.get(response.headers.get("content-type", "").split(";")[0].strip(), "jpg")
-        await self.api.upload(f"file:{message.id}", response.content, f"wechat-{message.msg_id or message.created_at}.{extension}",
-                              "Picture from the WeChat user", self.channel, thread["ts"])
+        name = f"wechat-{message.msg_id or message.created_at}.{extension}"
+        await self.api.upload(f"file:{message.id}", response.content, name, "Picture from the WeChat user",
+                              self.channel, thread["ts"])
         return True
