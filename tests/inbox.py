@@ -69,6 +69,8 @@ class Agent:
 
     def messages(self, openid: str) -> list[dict[str, Any]]:
         answer = self.get(conversation_path(openid) + "/messages")
+        if answer.status_code == 404:
+            return []  # not yet in the inbox
         assert answer.status_code == 200, answer.text
         return answer.json()["messages"]
 
