@@ -43,8 +43,6 @@ class Relay:
         self.outbox = Outbox(store, self._run_job, self.metrics, concurrency=settings.worker_concurrency,
                              lease=settings.lease_seconds, retry_for=settings.retry_for, clock=clock,
                              housekeeping=[desk.housekeeping for desk in self.desks.values()])
-        if not self.desks:
-            log.warning("no desk is configured (RELAY_DESK): pushes are stored and acknowledged, not relayed")
 
     @classmethod
     async def start(cls, settings: Settings) -> Relay:

@@ -99,8 +99,11 @@ class InboxStore:
     def _conversation_id(self, cur: Any, app_id: str, openid: str, create: bool = False) -> int | None:
         row = self._one(cur, "SELECT id FROM inbox_conversations WHERE app_id = ? AND openid = ?", app_id, openid)
         if row is None and create:
-            return self.sql.insert(cur, "INSERT INTO inbox_conversations (app_id, openid) VALUES (?, ?)",
-                                   (app_id, openid))
+            try:
+                return self.sql.insert(cur, "INSERT INTO inbox_conversations (app_id, openid) VALUES (?, ?)",
+                                       (app_id, openid))
+            except self.sql.dialect.integrity_errors:  # another replica's first message of this user, just now
+                return self._conversation_id(cur, app_id, openid)
         return row[0] if row else None
 
     def _insert_message(self, cur: Any, conversation: int, message: NewMessage, now: float,
