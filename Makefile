@@ -12,9 +12,11 @@ $(BIN)/hypercorn: pyproject.toml
 
 .PHONY: run test bench
 run: $(BIN)/hypercorn
-	$(BIN)/hypercorn cloudrun.app:app --bind 127.0.0.1:$(PORT) --workers 0
+	$(BIN)/hypercorn cloudrun.app:app --bind 127.0.0.1:$(PORT) --workers 0 --read-timeout 10
 
 test: $(BIN)/hypercorn
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/hypercorn

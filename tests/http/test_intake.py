@@ -9,8 +9,8 @@ import httpx
 import pytest
 
 from tests.conftest import fixture_bytes, fresh_push
-from tests.fakes.wechat import SEND
 from tests.fakes.webhook import post_reply
+from tests.fakes.wechat import SEND
 
 HEADERS = {"x-wx-source": "other", "x-wx-appid": "wxapp0000000001"}
 

@@ -51,7 +51,7 @@ def test_dead_letters_listed_shown_retried_dropped(tmp_path):
         await store.enqueue([("in:a", "deliver", json.dumps({"text": "first"})),
                              ("in:b", "deliver", json.dumps({"text": "second"}))], NOW)
         for job in await store.claim("w", NOW, 10, 30):
-            await store.give_up(job, "w", "HTTP 400: refused")
+            await store.give_up(job, "w", "HTTP 400: refused", NOW)
 
     _in_store(url, kill_two)
     listed = admin_tool(url, "dead", "list").stdout.splitlines()
