@@ -30,7 +30,8 @@ from core.store import open_store  # noqa: E402
 
 APP = "wxbench0000000001"
 PASSWORD = "bench password 1"
-WORDS = ["您好", "请问", "订单", "发货", "退款", "发票", "地址", "谢谢", "hello", "order", "refund", "invoice", "shipping", "thanks"]
+WORDS = ["您好", "请问", "订单", "发货", "退款", "发票", "地址", "谢谢",
+         "hello", "order", "refund", "invoice", "shipping", "thanks"]
 
 
 async def seed(url: str, conversations: int, messages: int) -> float:
