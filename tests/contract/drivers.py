@@ -42,7 +42,7 @@ class DeskDriver(abc.ABC):
     def env(self) -> dict[str, str]:
         """The variables that point the desk at its fake."""
 
-    def attach(self, service: Service) -> None:
+    def attach(self, service: Service) -> None:  # noqa: B027 - an optional hook
         """The service is up (a desk whose agents work through the service itself logs in here)."""
 
     def replies_accepted(self, service: Service, openid: str) -> float:
