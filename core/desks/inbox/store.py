@@ -92,7 +92,9 @@ class InboxStore:
 
     def _event(self, cur: Any, kind: str, now: float, conversation: int | None = None,
                message: int | None = None) -> None:
-        """A change the page hears of; its id is taken under the sequence row's lock, so ids commit in order."""
+        """A change the page hears of; its id is taken under the sequence row's lock, so ids commit in
+        order. Always the transaction's last write: every transaction takes that lock last, so no two
+        wait on each other (MySQL)."""
         self.sql.execute(cur, "UPDATE inbox_event_seq SET last_id = last_id + 1 WHERE id = 1")
         event_id = self._one(cur, "SELECT last_id FROM inbox_event_seq WHERE id = 1")[0]
         self.sql.execute(cur, "INSERT INTO inbox_events (id, at, kind, conversation_id, message_id) VALUES (?, ?, ?, ?, ?)",
@@ -121,7 +123,6 @@ class InboxStore:
         if message.picture:
             self.sql.execute(cur, "INSERT INTO inbox_media (message_id, content_type, data) VALUES (?, ?, ?)",
                              (message_id, message.picture.content_type, message.picture.data))
-        self._event(cur, "message", now, conversation, message_id)
         return message_id
 
     def _by_ref(self, cur: Any, ref: str | None) -> int | None:
@@ -142,6 +143,7 @@ class InboxStore:
                 "UPDATE inbox_conversations SET status = 'open', in_count = in_count + 1, last_message_id = ?,"
                 " quota_left = CASE WHEN quota_left > ? THEN quota_left ELSE ? END WHERE id = ?"),
                 (message_id, quota, quota, conversation))
+            self._event(cur, "message", now, conversation, message_id)
             return True
 
         return await self._tx(tx)
@@ -167,6 +169,7 @@ class InboxStore:
             self._read_all(cur, message.agent_id, conversation)
             dedupe_key, send_jobs = jobs(message_id)
             self.sql.accept_in(cur, dedupe_key, now, send_jobs)
+            self._event(cur, "message", now, conversation, message_id)
             return message_id, True
 
         return await self._tx(tx)
@@ -174,7 +177,11 @@ class InboxStore:
     async def record_note(self, app_id: str, openid: str, message: NewMessage, now: float) -> int | None:
         def tx(cur: Any) -> int | None:
             conversation = self._conversation_id(cur, app_id, openid)
-            return None if conversation is None else self._insert_message(cur, conversation, message, now)
+            if conversation is None:
+                return None
+            message_id = self._insert_message(cur, conversation, message, now)
+            self._event(cur, "message", now, conversation, message_id)
+            return message_id
 
         return await self._tx(tx)
 
