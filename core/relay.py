@@ -272,8 +272,9 @@ class Relay:
         if desk is not None:
             try:
                 await desk.sent(reply)
-            except Exception:  # sent is sent: a failure here must not send it again
-                log.exception("the desk could not record a sent reply", extra={"reply": reply.id, "desk": reply.desk})
+            except Exception as exc:  # sent is sent: a failure here must not send it again
+                log.error("the desk could not record a sent reply",
+                          extra={"reply": reply.id, "desk": reply.desk, "error": logs.describe(exc)})
 
     async def _undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str) -> None:
         self.metrics.deliveries.labels(JobKind.SEND, "undeliverable").inc()

@@ -271,14 +271,9 @@ class InboxStore:
     def _read_all(self, cur: Any, agent_id: int | None, conversation: int) -> None:
         if agent_id is None:
             return
-        if self._one(cur, "SELECT 1 FROM inbox_reads WHERE agent_id = ? AND conversation_id = ?", agent_id, conversation):
-            self.sql.execute(cur, (
-                "UPDATE inbox_reads SET read_count = (SELECT in_count FROM inbox_conversations WHERE id = ?)"
-                " WHERE agent_id = ? AND conversation_id = ?"), (conversation, agent_id, conversation))
-        else:
-            self.sql.execute(cur, (
-                "INSERT INTO inbox_reads (agent_id, conversation_id, read_count)"
-                " SELECT ?, id, in_count FROM inbox_conversations WHERE id = ?"), (agent_id, conversation))
+        count = self._one(cur, "SELECT in_count FROM inbox_conversations WHERE id = ?", conversation)[0]
+        self.sql.execute(cur, self.sql.dialect.upsert("inbox_reads", ("agent_id", "conversation_id", "read_count"),
+                                                      ("agent_id", "conversation_id")), (agent_id, conversation, count))
 
     async def mark_read(self, agent_id: int, app_id: str, openid: str, now: float) -> bool:
         def tx(cur: Any) -> bool:
@@ -299,11 +294,12 @@ class InboxStore:
         """None when the name is taken."""
 
         def tx(cur: Any) -> Agent | None:
-            if self._one(cur, "SELECT 1 FROM inbox_agents WHERE name = ?", name):
+            try:
+                agent_id = self.sql.insert(cur, (
+                    "INSERT INTO inbox_agents (name, password_hash, admin, created_at) VALUES (?, ?, ?, ?)"),
+                    (name, password_hash, int(admin), now))
+            except self.sql.dialect.integrity_errors:
                 return None
-            agent_id = self.sql.insert(cur, (
-                "INSERT INTO inbox_agents (name, password_hash, admin, created_at) VALUES (?, ?, ?, ?)"),
-                (name, password_hash, int(admin), now))
             self._event(cur, "agents", now)
             return Agent(agent_id, name, admin)
 
