@@ -12,6 +12,7 @@ from core import __version__
 from tests.conftest import fixture_bytes, fresh_push
 from tests.fakes.webhook import post_reply
 from tests.fakes.wechat import SEND
+from tests.service import Service
 
 HEADERS = {"x-wx-source": "other", "x-wx-appid": "wxapp0000000001"}
 
@@ -93,14 +94,18 @@ def test_session_event_routed_by_session_from(start_service, desk):
     desk.wait_for(lambda: len(desk.events()) == 2, what="the vip session and message")
     assert [(e["event"], e["openid"]) for e in desk.events()] == [("session", "ovip"), ("message", "ovip")]
     assert desk.events("session")[0]["session_from"] == "vip-order-7"
-    desk.wait_for(lambda: service.logs().count('"desk": "inbox"') == 2, what="oplain's two pushes in the inbox")
+    desk.wait_for(lambda: len(delivered_to_inbox(service)) == 2, what="oplain's two pushes in the inbox")
+
+
+def delivered_to_inbox(service: Service) -> list[str]:
+    return [line for line in service.logs().splitlines() if '"delivered to desk"' in line and '"desk": "inbox"' in line]
 
 
 def test_unset_desk_means_the_inbox(start_service, desk):
     service = start_service(RELAY_DESK="", WEBHOOK_URL="", WEBHOOK_SECRET="")
     assert service.post("/", fresh_push("wechat/push.text.json"), HEADERS).text == "success"
-    desk.wait_for(lambda: '"event": "delivered to desk"' in service.logs(), what="the message in the inbox")
-    assert '"desk": "inbox"' in service.logs() and desk.events() == []
+    desk.wait_for(lambda: delivered_to_inbox(service), what="the message in the inbox")
+    assert desk.events() == []
     assert 'relay_outbox_jobs{status="dead"} 0.0' in httpx.get(f"{service.url}/metrics").text
 
 
