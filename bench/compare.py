@@ -2,7 +2,7 @@
 desk on) on SQLite and on MariaDB, each under the same `wrk` load of unique pushes from 500 users.
 
 Run: `.venv/bin/python bench/compare.py [--seconds 8] [--connections 32] [--skip-express] [--skip-mariadb]`.
-Needs Debian's `wrk`; the Express sample is copied from ../shared/bench and `npm ci` installs it once into
+Needs Debian's `wrk`; the Express sample is copied from `--peer` and `npm ci` installs it once into
 bench/.peer/ (git-ignored). Prints, per target: acks/s and the ratios, p50/p99 ack latency; for the relay:
 the drain rate to the desk after the burst, the full-loop rate (push → desk → echo reply → WeChat send),
 lost, duplicated and out-of-order messages, idle and peak RSS. Loopback only; every run is bounded.
@@ -52,12 +52,12 @@ def wrk(port: int, seconds: int, connections: int, prefix: str) -> dict[str, Any
             "p50_ms": pct("50"), "p99_ms": pct("99"), "non_2xx": int(errors.group(1)) if errors else 0}
 
 
-def peer_ready() -> Path:
+def peer_ready(source: Path) -> Path:
     """The Express sample, installed once with npm ci."""
     if not (PEER / "node_modules").is_dir():
         PEER.mkdir(parents=True, exist_ok=True)
         for name in ("express_demo.js", "package.json", "package-lock.json"):
-            shutil.copy(SHARED / name, PEER / name)
+            shutil.copy(source / name, PEER / name)
         subprocess.run(["npm", "ci", "--silent", "--no-audit", "--no-fund"], cwd=PEER, check=True, timeout=300)
     return PEER
 
@@ -179,7 +179,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
         secret, eport = os.urandom(8).hex(), procs.free_port()
         fakes, ports = await start_fakes(rundir, eport, secret)
         try:
-            peer_ready()
+            peer_ready(args.peer)
             env = dict(os.environ, PORT=str(eport), WX_API=f"http://127.0.0.1:{ports['wechat']}")
             out["express"], proc = await measure("express", ["node", "express_demo.js"], env, eport, args, rundir,
                                                  prefix + "2")
@@ -226,6 +226,7 @@ if __name__ == "__main__":
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--deadline", type=float, default=180.0, help="seconds to wait for the backlog after a burst")
     parser.add_argument("--skip-express", action="store_true")
+    parser.add_argument("--peer", type=Path, default=SHARED, help="the folder with the Express sample")
     parser.add_argument("--skip-mariadb", action="store_true")
     result = asyncio.run(main(parser.parse_args()))
     print(json.dumps(result, indent=1))
