@@ -8,11 +8,13 @@ from core.desks.base import Callback, Delivered, Desk, DeskSettings
 from core.desks.c4c import C4CDesk
 from core.desks.easemob import EasemobDesk
 from core.desks.echat import EchatDesk
+from core.desks.inbox import InboxDesk
 from core.desks.slack import SlackDesk
 from core.desks.webhook import WebhookDesk
 
 REGISTRY: dict[str, type[Desk[Any]]] = {
     desk.name: desk for desk in (
+        InboxDesk,
         WebhookDesk,
         C4CDesk,
         EchatDesk,
@@ -21,4 +23,6 @@ REGISTRY: dict[str, type[Desk[Any]]] = {
     )
 }
 
-__all__ = ["REGISTRY", "Callback", "Delivered", "Desk", "DeskSettings"]
+DEFAULT_DESK = InboxDesk.name  # when RELAY_DESK is unset
+
+__all__ = ["DEFAULT_DESK", "REGISTRY", "Callback", "Delivered", "Desk", "DeskSettings"]
