@@ -30,6 +30,7 @@ class Settings:
     lease_seconds: float = 60.0
     worker_concurrency: int = 16
     log_level: str = "info"
+    sandbox: bool = False  # RELAY_SANDBOX: /sandbox and an in-process stand-in for the WeChat API
     desks: Mapping[str, DeskSettings] = field(default_factory=dict)  # every registered desk's own settings
 
     @classmethod
@@ -50,6 +51,7 @@ class Settings:
             lease_seconds=env.int("RELAY_LEASE_SECONDS", 60),
             worker_concurrency=env.int("RELAY_WORKER_CONCURRENCY", 16),
             log_level=env.choice("RELAY_LOG_LEVEL", ("debug", "info", "warning", "error"), "info"),
+            sandbox=env.flag("RELAY_SANDBOX"),
             desks={name: desk.settings_type.from_env(env) for name, desk in registry.items()},
         )
         for name in settings.desks_in_use():

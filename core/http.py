@@ -1,7 +1,7 @@
 """One httpx.AsyncClient factory and the mapping of transport outcomes to delivery errors."""
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import httpx
 
@@ -10,11 +10,13 @@ from core.errors import PermanentDeliveryError, TransientDeliveryError
 RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
 
 
-def make_client() -> httpx.AsyncClient:
+def make_client(mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> httpx.AsyncClient:
+    """The relay's one client; `mounts` send some hosts to other transports (the sandbox's stand-in)."""
     return httpx.AsyncClient(
         timeout=httpx.Timeout(10.0, connect=5.0),
         limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
         trust_env=False,
+        mounts=dict(mounts or {}),
     )
 
 

@@ -19,6 +19,7 @@ from core.metrics import Metrics
 from core.models import WINDOW_CLOSING, WINDOW_SECONDS, AgentReply, ConversationTouch, Job, JobKind, NewJob, \
     Reason, UserMessage
 from core.outbox import Outbox
+from core.sandbox import Sandbox
 from core.store import SqlStore, open_store
 from core.web import SUCCESS, Request, Response
 from core.wechat.api import WeChatApi
@@ -31,8 +32,8 @@ SESSION_WINDOW = 60  # after user_enter_tempsession: 2 messages within 1 minute
 
 class Relay:
     def __init__(self, settings: Settings, store: SqlStore, http: httpx.AsyncClient,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.settings, self.store, self.http, self.clock = settings, store, http, clock
+                 clock: Callable[[], float] = time.time, sandbox: Sandbox | None = None) -> None:
+        self.settings, self.store, self.http, self.clock, self.sandbox = settings, store, http, clock, sandbox
         self.metrics = Metrics()
         self.wechat = WeChatApi(settings.wechat, http, self.metrics, clock)
         self.push_verifier = PushVerifier(settings.wechat, clock)
@@ -49,7 +50,9 @@ class Relay:
     async def start(cls, settings: Settings) -> Relay:
         logs.setup(settings.log_level)
         store = await open_store(settings.database_url)
-        return cls(settings, store, make_client())
+        # The one switch of the sandbox: its routes, and WeChat calls answered in process.
+        sandbox = Sandbox(settings.wechat.api_base) if settings.sandbox else None
+        return cls(settings, store, make_client(sandbox.mounts if sandbox else None), sandbox=sandbox)
 
     async def close(self) -> None:
         for desk in self.desks.values():
@@ -69,6 +72,8 @@ class Relay:
             if request.path == "/metrics":
                 return Response(200, self.metrics.render(await self.store.depth()),
                                 {"content-type": self.metrics.content_type})
+            if self.sandbox and (request.path == "/sandbox" or request.path.startswith("/sandbox/")):
+                return await self.sandbox.serve(request, self.handle)
             served = self._prefix_route(request.path)
             if served is not None:
                 return await served.serve(request)
