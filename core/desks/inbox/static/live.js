@@ -1,0 +1,73 @@
+// Live updates: the event stream (Server-Sent Events) while it works; polling the same events as JSON
+// where the stream cannot be held (the cloud function) or keeps failing.
+import { api } from "./client.js";
+
+const POLL_MS = 3000;
+const FAILURES_BEFORE_POLLING = 3; // errors in a row without the stream ever opening in between
+
+/**
+ * Start listening. `onEvent(event)` gets each change (parsed JSON); `onMode(mode)` hears
+ * "live", "polling" or "offline". Returns a function that stops everything.
+ */
+export function listen(onEvent, onMode) {
+  let last = null;
+  let source = null;
+  let timer = null;
+  let failures = 0;
+  let stopped = false;
+
+  function deliver(raw, id) {
+    if (id) last = id;
+    let event;
+    try {
+      event = JSON.parse(raw);
+    } catch {
+      return;
+    }
+    onEvent(event);
+  }
+
+  function stream() {
+    source = new EventSource(api.eventsUrl(last), { withCredentials: true });
+    source.onopen = () => {
+      failures = 0;
+      onMode("live");
+    };
+    source.onmessage = (message) => deliver(message.data, message.lastEventId);
+    source.onerror = () => {
+      // The server ends each stream after a while and the browser reconnects (sending Last-Event-ID):
+      // only errors in a row, or a stream the browser gives up on, mean the stream cannot work here.
+      failures += 1;
+      if (source.readyState === EventSource.CLOSED || failures >= FAILURES_BEFORE_POLLING) {
+        source.close();
+        source = null;
+        poll();
+      } else {
+        onMode("offline");
+      }
+    };
+  }
+
+  async function poll() {
+    if (stopped) return;
+    try {
+      const answer = await api.pollEvents(last);
+      for (const event of answer.events || []) deliver(JSON.stringify(event), event.id && String(event.id));
+      if (answer.last !== undefined && answer.last !== null) last = String(answer.last);
+      onMode("polling");
+    } catch (error) {
+      if (error.status === 401) return; // the session is gone; the page shows the login form
+      onMode("offline");
+    }
+    timer = setTimeout(poll, POLL_MS);
+  }
+
+  if (typeof EventSource === "function") stream();
+  else poll();
+
+  return () => {
+    stopped = true;
+    if (source) source.close();
+    clearTimeout(timer);
+  };
+}
