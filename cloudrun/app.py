@@ -9,7 +9,7 @@ from quart import Quart, Response as QuartResponse, request
 from core.config import Settings
 from core.errors import ConfigError, TooLarge
 from core.relay import Relay
-from core.web import Request
+from core.web import Request, Response as CoreResponse
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 
@@ -38,12 +38,22 @@ def create_app(settings: Settings | None = None) -> Quart:
         relay = state["relay"]
         body, too_large = await _read_body(settings.max_body)
         core_request = Request(request.method, "/" + path, request.args.to_dict(),
-                               {k.lower(): v for k, v in request.headers.items()}, body)
+                               {k.lower(): v for k, v in request.headers.items()}, body,
+                               remote=request.remote_addr or "", scheme=request.scheme, can_stream=True)
         answer = relay.refuse(core_request.path, TooLarge(f"body over {settings.max_body} bytes")) \
             if too_large else await relay.handle(core_request)
-        return QuartResponse(answer.body, answer.status, dict(answer.headers))
+        return to_quart_response(answer)
 
     return app
+
+
+def to_quart_response(answer: CoreResponse) -> QuartResponse:
+    """Core's answer as Quart's; a stream is passed through as it is produced (core bounds its lifetime)."""
+    if answer.stream is None:
+        return QuartResponse(answer.body, answer.status, dict(answer.headers))
+    response = QuartResponse(answer.stream, answer.status, dict(answer.headers))
+    response.timeout = None
+    return response
 
 
 async def _read_body(limit: int) -> tuple[bytes, bool]:

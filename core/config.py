@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Mapping
 from urllib.parse import quote
 
-from core.desks import REGISTRY, Desk, DeskSettings
+from core.desks import DEFAULT_DESK, REGISTRY, Desk, DeskSettings
 from core.env import EnvReader
 from core.errors import ConfigError
 from core.wechat.settings import WeChatSettings
@@ -23,7 +23,7 @@ Registry = Mapping[str, type[Desk]]  # type: ignore[type-arg]
 class Settings:
     database_url: str = "sqlite:///relay.db"
     wechat: WeChatSettings = field(default_factory=WeChatSettings)
-    desk: str | None = None
+    desk: str | None = DEFAULT_DESK
     routes: tuple[tuple[str, str], ...] = ()
     max_body: int = 1 << 20
     retry_for: float = 86400.0  # dead-letter a job still failing after this long
@@ -44,7 +44,7 @@ class Settings:
         settings = cls(
             database_url=_database_url(env),
             wechat=WeChatSettings.from_env(env),
-            desk=env.optional_choice("RELAY_DESK", names),
+            desk=env.optional_choice("RELAY_DESK", names) or (DEFAULT_DESK if DEFAULT_DESK in registry else None),
             routes=_routes(env.str("RELAY_ROUTES") or "", names),
             max_body=env.int("RELAY_MAX_BODY", 1 << 20),
             retry_for=env.int("RELAY_RETRY_FOR", 86400),

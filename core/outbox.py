@@ -7,7 +7,7 @@ import os
 import random
 import socket
 import time
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence
 
 from core import logs
 from core.errors import PermanentDeliveryError, TransientDeliveryError
@@ -31,8 +31,10 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
 
 class Outbox:
     def __init__(self, store: SqlStore, handler: Callable[[Job], Awaitable[None]], metrics: Metrics, *,
-                 concurrency: int, lease: float, retry_for: float, clock: Callable[[], float] = time.time) -> None:
+                 concurrency: int, lease: float, retry_for: float, clock: Callable[[], float] = time.time,
+                 housekeeping: Sequence[Callable[[float], Awaitable[None]]] = ()) -> None:
         self.store, self.handler, self.metrics, self.clock = store, handler, metrics, clock
+        self.upkeep = tuple(housekeeping)  # others' periodic work (desks pruning what they keep)
         self.concurrency, self.lease, self.retry_for = concurrency, lease, retry_for
         self.owner = f"{socket.gethostname()[:64]}:{os.getpid()}:{random.getrandbits(32):08x}"
         self._wake = asyncio.Event()
@@ -76,6 +78,7 @@ class Outbox:
                 log.warning("job cut off by the time budget", extra={"job": tasks[task].id})
                 await self.store.retry_later(tasks[task], self.owner, self.clock(), "cut off by the time budget")
             done += len(finished)
+        await self._housekeeping()
         return done
 
     async def _start_due(self) -> int:
@@ -146,3 +149,8 @@ class Outbox:
                 await self.store.prune_received(now - DEDUPE_KEEP)
             except Exception:
                 log.exception("pruning old dedupe keys failed")
+            for upkeep in self.upkeep:
+                try:
+                    await upkeep(now)
+                except Exception:
+                    log.exception("periodic upkeep failed")

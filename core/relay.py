@@ -42,7 +42,8 @@ class Relay:
         self.callback_routes = {path: desk for desk in self.desks.values() for path in desk.callback_paths}
         self.prefix_routes = {desk.route_prefix: desk for desk in self.desks.values() if desk.route_prefix}
         self.outbox = Outbox(store, self._run_job, self.metrics, concurrency=settings.worker_concurrency,
-                             lease=settings.lease_seconds, retry_for=settings.retry_for, clock=clock)
+                             lease=settings.lease_seconds, retry_for=settings.retry_for, clock=clock,
+                             housekeeping=[desk.housekeeping for desk in self.desks.values()])
         if not self.desks:
             log.warning("no desk is configured (RELAY_DESK): pushes are stored and acknowledged, not relayed")
 
@@ -52,7 +53,10 @@ class Relay:
         store = await open_store(settings.database_url)
         # The one switch of the sandbox: its routes, and WeChat calls answered in process.
         sandbox = Sandbox(settings.wechat.api_base) if settings.sandbox else None
-        return cls(settings, store, make_client(sandbox.mounts if sandbox else None), sandbox=sandbox)
+        relay = cls(settings, store, make_client(sandbox.mounts if sandbox else None), sandbox=sandbox)
+        for desk in relay.desks.values():
+            await desk.open()
+        return relay
 
     async def close(self) -> None:
         for desk in self.desks.values():
@@ -76,7 +80,11 @@ class Relay:
                 return await self.sandbox.serve(request, self.handle)
             served = self._prefix_route(request.path)
             if served is not None:
-                return await served.serve(request)
+                try:
+                    return await served.serve(request)
+                finally:
+                    if request.method not in ("GET", "HEAD"):
+                        self.outbox.wake()  # the desk may have queued a reply or retried a job
             desk = self.callback_routes.get(request.path)
             if desk is None:
                 raise NotFound("no such route (or its desk is not configured)")
@@ -168,8 +176,7 @@ class Relay:
         The pieces of a long reply share its id and are queued in one transaction, so they stay together."""
         fresh = 0
         for reply_id, pieces in itertools.groupby(replies, key=lambda reply: reply.id):
-            fresh += await self.store.accept(f"reply:{desk.name}:{reply_id}", self.clock(),
-                                             [NewJob(desk.reply_lane(p), JobKind.SEND, p.to_json()) for p in pieces])
+            fresh += await self.store.accept(desk.reply_key(reply_id), self.clock(), desk.send_jobs(pieces))
         if fresh:
             self.outbox.wake()
         return fresh
@@ -215,6 +222,11 @@ class Relay:
             await self._undeliverable(reply, exc.reason, exc.errcode, str(exc))
             return
         log.info("reply sent", extra={"reply": reply.id, "desk": reply.desk, "kind": reply.kind})
+        if desk is not None:
+            try:
+                await desk.sent(reply)
+            except Exception:  # sent is sent: a failure here must not send it again
+                log.exception("the desk could not record a sent reply", extra={"reply": reply.id, "desk": reply.desk})
 
     async def _undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str) -> None:
         self.metrics.deliveries.labels(JobKind.SEND, "undeliverable").inc()

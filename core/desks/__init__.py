@@ -5,14 +5,18 @@ from __future__ import annotations
 from core.desks.base import Callback, Delivered, Desk, DeskSettings
 from core.desks.c4c import C4CDesk
 from core.desks.echat import EchatDesk
+from core.desks.inbox import InboxDesk
 from core.desks.webhook import WebhookDesk
 
 REGISTRY: dict[str, type[Desk]] = {  # type: ignore[type-arg]
     desk.name: desk for desk in (
+        InboxDesk,
         WebhookDesk,
         C4CDesk,
         EchatDesk,
     )
 }
 
-__all__ = ["REGISTRY", "Callback", "Delivered", "Desk", "DeskSettings"]
+DEFAULT_DESK = InboxDesk.name  # when RELAY_DESK is unset
+
+__all__ = ["DEFAULT_DESK", "REGISTRY", "Callback", "Delivered", "Desk", "DeskSettings"]
