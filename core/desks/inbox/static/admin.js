@@ -31,7 +31,7 @@ export class AdminView {
     await this.guarded(async () => {
       const { agents = [] } = await api.agents();
       $("agent-rows").replaceChildren(...agents.map((agent) => {
-        const active = agent.active !== false && !agent.disabled;
+        const active = !agent.disabled;
         const self = agent.name === this.app.agent.name;
         return h("tr", {},
           h("td", {}, agent.name),
@@ -63,11 +63,11 @@ export class AdminView {
     await this.guarded(async () => {
       const { dead = [] } = await api.deadLetters();
       $("dead-rows").replaceChildren(...dead.map((letter) => h("tr", {},
-        h("td", {}, String(letter.desk || "")),
-        h("td", {}, String(letter.kind || "")),
-        h("td", { class: "wrap" }, String(letter.conversation || letter.lane || "")),
-        h("td", { class: "wrap" }, String(letter.error || "")),
-        h("td", {}, clock(letter.first_at || letter.at)),
+        h("td", {}, letter.kind),
+        h("td", { class: "wrap" }, letter.lane),
+        h("td", {}, String(letter.attempts)),
+        h("td", { class: "wrap" }, letter.error || ""),
+        h("td", {}, clock(letter.first_at)),
         h("td", {}, h("button", {
           type: "button", class: "secondary",
           onclick: async (event) => {

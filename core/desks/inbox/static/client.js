@@ -43,20 +43,19 @@ async function call(method, path, body) {
 const conversation = (id) => `/conversations/${encodeURIComponent(id)}`;
 
 export const api = {
-  session: () => call("GET", "/session"),
+  session: () => call("GET", "/me"),
   login: (name, password) => call("POST", "/login", { name, password }),
   setup: (token, name, password) => call("POST", "/setup", { token, name, password }),
   logout: () => call("POST", "/logout", {}),
 
   conversations: () => call("GET", "/conversations"),
-  messages: (id) => call("GET", `${conversation(id)}/messages`),
-  reply: (id, message) => call("POST", `${conversation(id)}/reply`, message),
+  messages: (id, before) => call("GET", `${conversation(id)}/messages${before ? `?before=${before}` : ""}`),
+  reply: (id, message) => call("POST", `${conversation(id)}/reply`, { client_id: crypto.randomUUID(), ...message }),
   note: (id, text) => call("POST", `${conversation(id)}/note`, { text }),
   read: (id) => call("POST", `${conversation(id)}/read`, {}),
-  assign: (id) => call("POST", `${conversation(id)}/assign`, {}),
+  assignToMe: (id) => call("POST", `${conversation(id)}/assign`, { agent: "me" }),
   close: (id) => call("POST", `${conversation(id)}/close`, {}),
   reopen: (id) => call("POST", `${conversation(id)}/reopen`, {}),
-  imageUrl: (messageId) => `${BASE}/images/${encodeURIComponent(messageId)}`,
 
   agents: () => call("GET", "/agents"),
   addAgent: (name, password, admin) => call("POST", "/agents", { name, password: password || undefined, admin }),
@@ -71,5 +70,5 @@ export const api = {
   retryDead: (id) => call("POST", `/dead/${encodeURIComponent(id)}/retry`, {}),
 
   eventsUrl: (after) => `${BASE}/events${after ? `?after=${encodeURIComponent(after)}` : ""}`,
-  pollEvents: (after) => call("GET", `/events?after=${encodeURIComponent(after || 0)}&wait=0`),
+  pollEvents: (after) => call("GET", `/events?wait=0${after ? `&after=${encodeURIComponent(after)}` : ""}`),
 };

@@ -2,8 +2,10 @@
 // state, and the composer (reply or private note, picture, canned replies).
 import { api } from "./client.js";
 import { $, h, pictureBase64 } from "./dom.js";
-import { canReply, clock, userLabel, windowText } from "./format.js";
+import { canReply, clock, sessionFrom, userLabel, windowText } from "./format.js";
 import { reason, t } from "./i18n.js";
+
+const PAGE = 50; // messages the API gives per page
 
 export class ConversationView {
   /** `app` gives the signed-in agent (`app.agent`), `app.changed()` after an action, `app.fail(error)`. */
@@ -12,6 +14,8 @@ export class ConversationView {
     this.conversation = null;
     this.mode = "reply";
     this.cannedReplies = null;
+    this.messages = new Map(); // id -> message, of the shown conversation
+    this.hasEarlier = false;
     this.wire();
   }
 
@@ -25,11 +29,15 @@ export class ConversationView {
     this.conversation = conversation;
     this.renderHeader();
     if (another) {
+      this.messages = new Map();
+      this.hasEarlier = false;
       $("messages").replaceChildren();
       $("composer-text").value = "";
       $("composer-error").textContent = "";
       this.setMode("reply");
       await this.refresh();
+    } else {
+      await this.markRead();
     }
   }
 
@@ -37,15 +45,33 @@ export class ConversationView {
     this.conversation = null;
   }
 
-  /** Reload the history (after an event that names this conversation); marks it read. */
+  /** Reload the newest page of the history (after an event that names this conversation). */
   async refresh() {
+    await this.load();
+    await this.markRead();
+  }
+
+  /** Merge a page of history (the newest, or the one before `before`) into what is shown. */
+  async load(before = null) {
     const id = this.id;
     if (!id) return;
-    const answer = await api.messages(id);
+    const answer = await api.messages(id, before);
     if (id !== this.id) return;
-    this.renderMessages(answer.messages || []);
-    if (this.conversation.unread && document.visibilityState === "visible") {
-      await api.read(id).catch(() => {});
+    const page = answer.messages || [];
+    if (before || this.messages.size === 0) this.hasEarlier = page.length >= PAGE;
+    for (const message of page) this.messages.set(message.id, message);
+    if (answer.conversation) {
+      this.conversation = answer.conversation;
+      this.renderHeader();
+    }
+    this.renderMessages(before !== null);
+  }
+
+  /** Mark what this agent sees as read (the list's unread counts follow through an event). */
+  async markRead() {
+    if (this.conversation && this.conversation.unread && document.visibilityState === "visible") {
+      const answer = await api.read(this.id).catch(() => null);
+      if (answer && answer.conversation) this.conversation = answer.conversation;
       this.app.changed();
     }
   }
@@ -68,29 +94,31 @@ export class ConversationView {
     this.updateSendState();
   }
 
-  renderMessages(messages) {
+  renderMessages(keepTop = false) {
     const list = $("messages");
-    const nearBottom = list.scrollHeight - list.scrollTop - list.clientHeight < 80;
+    const fromBottom = list.scrollHeight - list.scrollTop;
+    const nearBottom = fromBottom - list.clientHeight < 80;
     const wasEmpty = list.childElementCount === 0;
-    list.replaceChildren(...messages.map((message) => this.item(message)));
-    if (wasEmpty || nearBottom) list.scrollTop = list.scrollHeight;
+    const ordered = [...this.messages.values()].sort((a, b) => Number(a.id) - Number(b.id));
+    const earlier = this.hasEarlier ? h("li", { class: "earlier" }, h("button", {
+      type: "button", class: "secondary", onclick: () => this.load(ordered[0].id).catch((e) => this.app.fail(e)),
+    }, t("loadEarlier"))) : null;
+    list.replaceChildren(...[earlier, ...ordered.map((message) => this.item(message))].filter(Boolean));
+    if (keepTop) list.scrollTop = list.scrollHeight - fromBottom; // earlier messages above: stay in place
+    else if (wasEmpty || nearBottom) list.scrollTop = list.scrollHeight;
   }
 
   item(message) {
     const direction = ["in", "out", "note"].includes(message.direction) ? message.direction : "in";
     if (direction === "in" && message.type === "session") {
-      return h("li", { class: "system" }, t("userOpened", message.text || ""));
+      return h("li", { class: "system" }, t("userOpened", sessionFrom(message)));
     }
     let body;
     if (message.type === "image") {
-      body = h("img", {
-        src: message.image_url || api.imageUrl(message.id), loading: "lazy",
+      body = message.image ? h("img", {
+        src: message.image, loading: "lazy",
         alt: t(direction === "in" ? "pictureAlt" : "pictureSentAlt"),
-      });
-    } else if (message.type === "miniprogrampage") {
-      body = t("miniProgramCard", message.text || "");
-    } else if (message.type && !["text", "image"].includes(message.type) && !message.text) {
-      body = t("otherType", message.type);
+      }) : t("picturePreview");
     } else {
       body = message.text || "";
     }
@@ -222,7 +250,7 @@ export class ConversationView {
     $("canned-panel").addEventListener("keydown", (event) => {
       if (event.key === "Escape") this.toggleCanned().then(() => $("canned-button").focus());
     });
-    $("assign").addEventListener("click", () => this.act(() => api.assign(this.id)));
+    $("assign").addEventListener("click", () => this.act(() => api.assignToMe(this.id)));
     $("close").addEventListener("click", () => this.act(() => api.close(this.id)));
     $("reopen").addEventListener("click", () => this.act(() => api.reopen(this.id)));
   }

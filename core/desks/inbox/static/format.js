@@ -12,8 +12,14 @@ export function preview(message) {
   if (!message) return "";
   if (typeof message === "string") return message;
   if (message.type === "image") return t("picturePreview");
-  if (message.type === "session") return t("userOpened", message.text || "");
+  if (message.type === "session") return t("userOpened", sessionFrom(message));
   return message.text || "";
+}
+
+/** The SessionFrom of a `session` message (the desk keeps it as "[user opened the chat: <from>]"). */
+export function sessionFrom(message) {
+  const match = /^\[user opened the chat(?:: (.*))?\]$/s.exec(message.text || "");
+  return match ? match[1] || "" : message.text || "";
 }
 
 /** Seconds since the epoch -> "14:05" today, "3/12 14:05" otherwise. */

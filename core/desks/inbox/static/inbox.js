@@ -93,7 +93,8 @@ class App {
     showOnly($("app-view"), $("login-view"), $("setup-view"), $("app-view"));
     await this.loadConversations();
     await this.route();
-    this.stopLive = listen((event) => this.onEvent(event), (mode) => this.onLiveMode(mode));
+    this.stopLive = listen((event) => this.onEvent(event), (mode) => this.onLiveMode(mode),
+      session.live !== "poll");
     this.offerNotifications();
   }
 
@@ -158,8 +159,9 @@ class App {
   }
 
   onEvent(event) {
-    const id = event.conversation_id || event.conversation;
-    if (this.conversation.id && (!id || id === this.conversation.id)) {
+    // A `reset` (the page was away longer than the events are kept) names no conversation: reload all.
+    const id = event.conversation_id;
+    if (this.conversation.id && (!id || id === this.conversation.id) && event.type !== "read") {
       this.conversation.refresh().catch((error) => this.fail(error));
     }
     this.changed();

@@ -7,9 +7,10 @@ const FAILURES_BEFORE_POLLING = 3; // errors in a row without the stream ever op
 
 /**
  * Start listening. `onEvent(event)` gets each change (parsed JSON); `onMode(mode)` hears
- * "live", "polling" or "offline". Returns a function that stops everything.
+ * "live", "polling" or "offline"; `canStream` is false where the server said it cannot stream.
+ * Returns a function that stops everything.
  */
-export function listen(onEvent, onMode) {
+export function listen(onEvent, onMode, canStream = true) {
   let last = null;
   let source = null;
   let timer = null;
@@ -22,7 +23,7 @@ export function listen(onEvent, onMode) {
     try {
       event = JSON.parse(raw);
     } catch {
-      return;
+      return; // not JSON: nothing this page knows
     }
     onEvent(event);
   }
@@ -42,7 +43,7 @@ export function listen(onEvent, onMode) {
         source.close();
         source = null;
         poll();
-      } else {
+      } else if (failures > 1) {
         onMode("offline");
       }
     };
@@ -52,8 +53,8 @@ export function listen(onEvent, onMode) {
     if (stopped) return;
     try {
       const answer = await api.pollEvents(last);
-      for (const event of answer.events || []) deliver(JSON.stringify(event), event.id && String(event.id));
-      if (answer.last !== undefined && answer.last !== null) last = String(answer.last);
+      for (const event of answer.events || []) onEvent(event);
+      last = String(answer.last_id);
       onMode("polling");
     } catch (error) {
       if (error.status === 401) return; // the session is gone; the page shows the login form
@@ -62,7 +63,7 @@ export function listen(onEvent, onMode) {
     timer = setTimeout(poll, POLL_MS);
   }
 
-  if (typeof EventSource === "function") stream();
+  if (canStream && typeof EventSource === "function") stream();
   else poll();
 
   return () => {
