@@ -63,6 +63,7 @@ const $ = (id) => document.getElementById(id);
 let openid = localStorage.getItem("sandbox.openid") || newOpenid();
 let lastSeq = 0;
 let polling = null;
+let answerShown = false; // the select shows the server's answer once per user, then the user's choice
 
 function newOpenid() {
   const bytes = crypto.getRandomValues(new Uint8Array(6));
@@ -140,7 +141,10 @@ async function poll() {
       chat.scrollTop = chat.scrollHeight;
     }
     $("typing").hidden = !answer.typing;
-    $("answer").value = answer.answer;
+    if (!answerShown) {
+      $("answer").value = answer.answer;
+      answerShown = true;
+    }
     if ($("status").dataset.offline) {
       delete $("status").dataset.offline;
       say("");
@@ -192,6 +196,7 @@ function switchUser(id) {
   openid = id;
   $("openid").value = openid;
   lastSeq = 0;
+  answerShown = false;
   $("chat").replaceChildren();
   poll();
 }

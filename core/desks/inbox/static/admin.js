@@ -86,6 +86,7 @@ export class AdminView {
 
   editCanned(item) {
     this.editing = item;
+    $("canned-form-title").textContent = t("editCanned");
     $("canned-title").value = item.title;
     $("canned-text").value = item.text;
     $("canned-cancel").hidden = false;
@@ -94,6 +95,7 @@ export class AdminView {
 
   resetCannedForm() {
     this.editing = null;
+    $("canned-form-title").textContent = t("addCanned");
     $("canned-form").reset();
     $("canned-cancel").hidden = true;
   }

@@ -118,7 +118,7 @@ export class ConversationView {
       body = message.image ? h("img", {
         src: message.image, loading: "lazy",
         alt: t(direction === "in" ? "pictureAlt" : "pictureSentAlt"),
-      }) : t("picturePreview");
+      }) : t("pictureUnavailable");
     } else {
       body = message.text || "";
     }

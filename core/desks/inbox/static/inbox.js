@@ -145,7 +145,11 @@ class App {
     if (this.loaded) this.notifyNew(before); // the first load of a session is not news
     this.loaded = true;
     const open = this.conversation.id && conversations.find((c) => c.id === this.conversation.id);
-    if (open) await this.conversation.show(open);
+    if (open) {
+      const was = before.get(open.id);
+      if (was && tabOf(was) !== tabOf(open)) this.tab = tabOf(open); // the list follows the open conversation
+      await this.conversation.show(open);
+    }
     this.renderList();
   }
 
@@ -159,6 +163,10 @@ class App {
   }
 
   onEvent(event) {
+    if (event.type === "agents" || event.type === "canned") {
+      if (!$("admin-pane").hidden) this.admin.show();
+      return;
+    }
     // A `reset` (the page was away longer than the events are kept) names no conversation: reload all.
     const id = event.conversation_id;
     if (this.conversation.id && (!id || id === this.conversation.id) && event.type !== "read") {

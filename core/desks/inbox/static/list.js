@@ -19,7 +19,10 @@ export function renderList(conversations, tab, selected) {
     const unread = inTab.reduce((sum, c) => sum + (c.unread || 0), 0);
     button.setAttribute("aria-selected", String(name === tab));
     button.tabIndex = name === tab ? 0 : -1;
-    button.querySelector(".count").textContent = unread ? String(unread) : "";
+    const count = button.querySelector(".count");
+    count.textContent = inTab.length ? String(inTab.length) : "";
+    count.classList.toggle("has-unread", unread > 0);
+    count.title = unread ? t("unread", unread) : "";
   }
   const rows = conversations.filter((c) => tabOf(c) === tab).map((c) => row(c, c.id === selected));
   $("conversation-list").replaceChildren(...rows);

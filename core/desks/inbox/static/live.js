@@ -15,6 +15,7 @@ export function listen(onEvent, onMode, canStream = true) {
   let source = null;
   let timer = null;
   let failures = 0;
+  let opened = false;
   let stopped = false;
 
   function deliver(raw, id) {
@@ -32,14 +33,15 @@ export function listen(onEvent, onMode, canStream = true) {
     source = new EventSource(api.eventsUrl(last), { withCredentials: true });
     source.onopen = () => {
       failures = 0;
+      opened = true;
       onMode("live");
     };
     source.onmessage = (message) => deliver(message.data, message.lastEventId);
     source.onerror = () => {
-      // The server ends each stream after a while and the browser reconnects (sending Last-Event-ID):
-      // only errors in a row, or a stream the browser gives up on, mean the stream cannot work here.
+      // The server ends each stream after a while and the browser reconnects (sending Last-Event-ID).
+      // A stream that never opened, errors in a row, or one the browser gives up on: poll instead.
       failures += 1;
-      if (source.readyState === EventSource.CLOSED || failures >= FAILURES_BEFORE_POLLING) {
+      if (!opened || source.readyState === EventSource.CLOSED || failures >= FAILURES_BEFORE_POLLING) {
         source.close();
         source = null;
         poll();

@@ -1,0 +1,87 @@
+"""Headless Chromium (Debian's `chromium` package) driven by Playwright against the real service with the
+sandbox on and the inbox as desk. Nothing is downloaded: Playwright launches the system browser.
+
+Set INBOX_SCREENSHOTS=<folder> to save the screenshots the README shows (docs/screenshots)."""
+from __future__ import annotations
+
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from playwright.sync_api import Browser, Page, expect, sync_playwright
+
+from tests.service import ROOT, Service
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAPTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+PASSWORD = "correct horse battery"
+SCREENSHOTS = os.environ.get("INBOX_SCREENSHOTS")
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install -y chromium); "
+                    ".ci/run does it")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM))
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def demo(start_service: Callable[..., Service]) -> Service:
+    """The service as `make run` starts it (sandbox on, inbox desk), with an admin `alice` made by the
+    operators' tool."""
+    service = start_service(RELAY_DESK="inbox", RELAY_SANDBOX="on")
+    add_agent(service, "alice", admin=True)
+    return service
+
+
+def add_agent(service: Service, name: str, admin: bool = False) -> None:
+    command = [sys.executable, "-m", "core.admin", "agent", "add", name, *(["--admin"] if admin else [])]
+    env = {**os.environ, "DATABASE_URL": service.env["DATABASE_URL"]}
+    done = subprocess.run(command, input=PASSWORD + "\n", capture_output=True, text=True, cwd=ROOT, env=env,
+                          timeout=30)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def open_page(browser: Browser, url: str, locale: str = "en-US", viewport: dict[str, int] = LAPTOP,
+              **options: Any) -> Page:
+    context = browser.new_context(viewport=viewport, locale=locale, **options)
+    page = context.new_page()
+    page.set_default_timeout(10_000)
+    page.goto(url)
+    return page
+
+
+def log_in(page: Page, name: str = "alice", password: str = PASSWORD) -> None:
+    page.fill("#login-name", name)
+    page.fill("#login-password", password)
+    page.press("#login-password", "Enter")
+    expect(page.locator("#app-view")).to_be_visible()
+
+
+def screenshot(page: Page, name: str) -> None:
+    if SCREENSHOTS:
+        Path(SCREENSHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SCREENSHOTS) / name))
+
+
+def png(width: int = 240, height: int = 160) -> bytes:
+    """A small PNG with a colour gradient (a picture a user might send)."""
+    rows = b"".join(b"\x00" + bytes(channel for x in range(width) for channel in
+                                     (40 + 180 * x // width, 120 + 100 * y // height, 200 - 120 * x // width))
+                    for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")

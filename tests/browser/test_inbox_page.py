@@ -1,0 +1,130 @@
+"""The agent page and the sandbox in a real browser: a sandbox user writes, the agent sees it live and
+answers, the sandbox shows the answer; refusals, a phone screen and Chinese."""
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import Browser, Page, Request, expect
+
+from tests.browser.conftest import PHONE, log_in, open_page, png, screenshot
+from tests.service import Service
+
+
+def user_writes(sandbox: Page, text: str) -> None:
+    sandbox.fill("#text", text)
+    sandbox.press("#text", "Enter")
+    expect(sandbox.locator(".mine .bubble").last).to_have_text(text)
+
+
+def agent_sends(inbox: Page, text: str) -> None:
+    inbox.fill("#composer-text", text)
+    inbox.press("#composer-text", "Enter")
+    expect(inbox.locator("#composer-text")).to_have_value("")
+
+
+def test_agent_sees_a_sandbox_user_live_and_the_answer_reaches_the_sandbox(demo: Service, browser: Browser):
+    inbox = open_page(browser, f"{demo.url}/inbox")
+    changes: list[Request] = []
+    inbox.on("request", lambda r: changes.append(r) if "/inbox/api/" in r.url and r.method != "GET" else None)
+    log_in(inbox)
+    inbox.evaluate("window.notReloaded = true")
+    sandbox = open_page(browser, f"{demo.url}/sandbox")
+    sandbox.fill("#session-from", "order-1234")
+    sandbox.click("#session-form button")
+    user_writes(sandbox, "Where is my order 1234?")
+
+    row = inbox.locator(".conversation", has_text="Where is my order 1234?")
+    expect(row).to_be_visible()  # arrived by the event stream: the page was not reloaded
+    expect(row.locator(".unread")).to_have_text("2")  # opening the chat and the message
+    expect(row.locator(".window")).to_have_text(re.compile(r"^4[78] h left$"))
+    expect(inbox).to_have_title("(2) Inbox")
+    row.click()
+    expect(inbox.locator(".system")).to_have_text("The user opened the chat from “order-1234”")
+    expect(inbox.locator(".message.in .bubble")).to_have_text("Where is my order 1234?")
+    expect(inbox).to_have_title("Inbox")  # read
+
+    user_writes(sandbox, "<b>bold?</b> & more")  # text, never markup
+    expect(inbox.locator(".message.in .bubble").last).to_have_text("<b>bold?</b> & more")
+    assert inbox.locator(".message.in .bubble b").count() == 0
+
+    inbox.fill("#composer-text", "It ships")
+    inbox.press("#composer-text", "Shift+Enter")
+    inbox.keyboard.type("today.")
+    expect(inbox.locator("#composer-text")).to_have_value("It ships\ntoday.")  # Shift+Enter: a new line
+    inbox.press("#composer-text", "Enter")
+    expect(inbox.locator(".message.out .state")).to_have_text("✓ sent")
+    expect(sandbox.locator(".theirs .bubble")).to_have_text(["It ships\ntoday."])
+
+    inbox.click("#mode-note")
+    agent_sends(inbox, "Asked the warehouse")
+    expect(inbox.locator(".message.note")).to_contain_text("Private note, not sent")
+    inbox.click("#mode-reply")
+    agent_sends(inbox, "Anything else?")
+    expect(sandbox.locator(".theirs .bubble")).to_have_text(["It ships\ntoday.", "Anything else?"])  # no note
+
+    sandbox.set_input_files("#picture", files=[{"name": "parcel.png", "mimeType": "image/png", "buffer": png()}])
+    picture = inbox.locator(".message.in img")
+    expect(picture).to_be_visible()
+    inbox.wait_for_function("img => img.complete && img.naturalWidth === 240", arg=picture.element_handle())
+
+    inbox.click("#assign")
+    expect(inbox.locator("#conv-meta .assignee")).to_have_text("Assigned to alice")
+    assert inbox.evaluate("window.notReloaded") is True
+    assert changes and all(r.headers.get("x-csrf-token") for r in changes if not r.url.endswith("/login"))
+    screenshot(inbox, "inbox-laptop.png")
+    screenshot(sandbox, "sandbox.png")
+
+
+def test_refused_reply_shows_not_delivered_and_cannot_reply(demo: Service, browser: Browser):
+    sandbox = open_page(browser, f"{demo.url}/sandbox")
+    user_writes(sandbox, "Hello?")
+    with sandbox.expect_response(lambda r: r.url.endswith("/sandbox/api/answer") and r.ok):
+        sandbox.select_option("#answer", "window_closed")  # WeChat will answer 45015
+    inbox = open_page(browser, f"{demo.url}/inbox")
+    log_in(inbox)
+    inbox.locator(".conversation", has_text="Hello?").click()
+    agent_sends(inbox, "Sorry for the wait")
+    expect(inbox.locator(".message.out .state")).to_have_text("not delivered: the 48-hour window is closed")
+    expect(inbox.locator("#conv-meta .window")).to_have_text("cannot reply")
+    expect(inbox.locator("#cannot-reply")).to_be_visible()
+    expect(inbox.locator("#send")).to_be_disabled()
+    inbox.click("#mode-note")  # a note is still possible
+    expect(inbox.locator("#send")).to_be_enabled()
+    expect(inbox.locator(".conversation .window")).to_have_text("cannot reply")
+    assert sandbox.locator(".theirs").count() == 0
+
+
+def test_page_polls_when_the_event_stream_cannot_be_held(demo: Service, browser: Browser):
+    inbox = open_page(browser, f"{demo.url}/inbox")
+    inbox.route(lambda url: url.endswith("/inbox/api/events"), lambda route: route.abort())  # no stream here
+    log_in(inbox)
+    expect(inbox.locator("#live-status")).to_have_attribute("data-mode", "polling")
+    sandbox = open_page(browser, f"{demo.url}/sandbox")
+    user_writes(sandbox, "Anyone there?")
+    expect(inbox.locator(".conversation", has_text="Anyone there?")).to_be_visible()
+
+
+def test_phone_screen_in_chinese(demo: Service, browser: Browser):
+    sandbox = open_page(browser, f"{demo.url}/sandbox", locale="zh-CN", viewport=PHONE, is_mobile=True)
+    expect(sandbox.locator("#composer button")).to_have_text("发送")
+    user_writes(sandbox, "你好，我的快递到哪了？")
+    inbox = open_page(browser, f"{demo.url}/inbox", locale="zh-CN", viewport=PHONE, is_mobile=True,
+                      has_touch=True)
+    expect(inbox.locator("#login-form button")).to_have_text("登录")
+    log_in(inbox)
+    expect(inbox.locator("#tab-open")).to_contain_text("进行中")
+    row = inbox.locator(".conversation", has_text="你好，我的快递到哪了？")
+    expect(row).to_be_visible()
+    expect(inbox.locator("#conversation")).to_be_hidden()  # one pane at a time
+    row.tap()
+    expect(inbox.locator(".list-pane")).to_be_hidden()
+    expect(inbox.locator(".message.in .bubble")).to_have_text("你好，我的快递到哪了？")
+    expect(inbox.locator("#composer-text")).to_have_attribute("placeholder", "输入回复…")
+    inbox.locator("#composer-text").tap()
+    agent_sends(inbox, "今天发货。")
+    expect(inbox.locator(".message.out .state")).to_have_text("✓ 已发送")
+    expect(sandbox.locator(".theirs .bubble")).to_have_text(["今天发货。"])
+    assert inbox.evaluate("document.documentElement.scrollWidth <= window.innerWidth")  # nothing spills sideways
+    screenshot(inbox, "inbox-phone.png")
+    inbox.locator(".back").tap()
+    expect(inbox.locator(".list-pane")).to_be_visible()
