@@ -99,7 +99,7 @@ def _dead_to_api(dead: DeadLetter) -> dict[str, Any]:
 class InboxApi:
     def __init__(self, desk: Desk, inbox: InboxStore, store: SqlStore, auth: Auth, events: Events,
                  clock: Callable[[], float]) -> None:
-        self.desk, self.inbox, self.store, self.auth, self.events, self.clock = desk, inbox, store, auth, events, clock
+        self.desk, self.inbox, self.store, self.auth, self.feed, self.clock = desk, inbox, store, auth, events, clock
 
     async def serve(self, request: Request, path: str) -> Response:
         """`path` is what follows /inbox/api/."""
@@ -174,7 +174,7 @@ class InboxApi:
         async def still_allowed() -> bool:
             return await self.inbox.session_agent(passwords.digest(session.token), self.clock()) is not None
 
-        return await self.events.answer(request, still_allowed)
+        return await self.feed.answer(request, still_allowed)
 
     # -- conversations ----------------------------------------------------------------------------
     async def conversations(self, request: Request, session: Session) -> Response:
@@ -239,7 +239,7 @@ class InboxApi:
             raise NotFound("no such conversation")
         message_id, fresh = recorded
         log.info("inbox reply queued" if fresh else "inbox reply seen before",
-                 extra={"agent": session.agent.name, "openid": openid, "message": message_id, "kind": message.kind})
+                 extra={"agent": session.agent.name, "openid": openid, "reply": message_id, "kind": message.kind})
         return Response.json({"id": str(message_id)}, 202 if fresh else 200)
 
     async def note(self, request: Request, session: Session, id: str) -> Response:

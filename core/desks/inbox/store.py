@@ -255,10 +255,11 @@ class InboxStore:
     def _read_all(self, cur: Any, agent_id: int | None, conversation: int) -> None:
         if agent_id is None:
             return
-        changed = self.sql.execute(cur, (
-            "UPDATE inbox_reads SET read_count = (SELECT in_count FROM inbox_conversations WHERE id = ?)"
-            " WHERE agent_id = ? AND conversation_id = ?"), (conversation, agent_id, conversation)).rowcount
-        if not changed:
+        if self._one(cur, "SELECT 1 FROM inbox_reads WHERE agent_id = ? AND conversation_id = ?", agent_id, conversation):
+            self.sql.execute(cur, (
+                "UPDATE inbox_reads SET read_count = (SELECT in_count FROM inbox_conversations WHERE id = ?)"
+                " WHERE agent_id = ? AND conversation_id = ?"), (conversation, agent_id, conversation))
+        else:
             self.sql.execute(cur, (
                 "INSERT INTO inbox_reads (agent_id, conversation_id, read_count)"
                 " SELECT ?, id, in_count FROM inbox_conversations WHERE id = ?"), (agent_id, conversation))
@@ -404,8 +405,9 @@ class InboxStore:
             if canned_id is None:
                 new_id = self.sql.insert(cur, "INSERT INTO inbox_canned (title, text, updated_at) VALUES (?, ?, ?)",
                                          (title, text, now))
-            elif self.sql.execute(cur, "UPDATE inbox_canned SET title = ?, text = ?, updated_at = ? WHERE id = ?",
-                                  (title, text, now, canned_id)).rowcount:
+            elif self._one(cur, "SELECT 1 FROM inbox_canned WHERE id = ?", canned_id):
+                self.sql.execute(cur, "UPDATE inbox_canned SET title = ?, text = ?, updated_at = ? WHERE id = ?",
+                                 (title, text, now, canned_id))
                 new_id = canned_id
             else:
                 return None
