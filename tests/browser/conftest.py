@@ -8,6 +8,7 @@ import os
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -53,8 +54,10 @@ def add_agent(service: Service, name: str, admin: bool = False) -> None:
 
 
 def open_page(browser: Browser, url: str, locale: str = "en-US", viewport: dict[str, int] = LAPTOP,
-              **options: Any) -> Page:
+              init_script: str | None = None, **options: Any) -> Page:
     context = browser.new_context(viewport=viewport, locale=locale, **options)
+    if init_script:
+        context.add_init_script(init_script)
     page = context.new_page()
     page.set_default_timeout(10_000)
     page.goto(url)
@@ -66,6 +69,17 @@ def log_in(page: Page, name: str = "alice", password: str = PASSWORD) -> None:
     page.fill("#login-password", password)
     page.press("#login-password", "Enter")
     expect(page.locator("#app-view")).to_be_visible()
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
+    """Poll `check` until truthy (page.wait_for_function would need eval, which the page's CSP forbids)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def screenshot(page: Page, name: str) -> None:

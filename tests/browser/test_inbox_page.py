@@ -6,8 +6,17 @@ import re
 
 from playwright.sync_api import Browser, Page, Request, expect
 
-from tests.browser.conftest import PHONE, log_in, open_page, png, screenshot
+from tests.browser.conftest import PHONE, eventually, log_in, open_page, png, screenshot
 from tests.service import Service
+
+# Records the browser notifications the page shows (the real constructor still runs).
+RECORD_NOTIFICATIONS = """
+window.shown = [];
+const Real = window.Notification;
+window.Notification = class extends Real {
+  constructor(title, options) { super(title, options); window.shown.push([title, options.body]); }
+};
+"""
 
 
 def user_writes(sandbox: Page, text: str) -> None:
@@ -28,6 +37,7 @@ def test_agent_sees_a_sandbox_user_live_and_the_answer_reaches_the_sandbox(demo:
     inbox.on("request", lambda r: changes.append(r) if "/inbox/api/" in r.url and r.method != "GET" else None)
     log_in(inbox)
     inbox.evaluate("window.notReloaded = true")
+    user_writes(open_page(browser, f"{demo.url}/sandbox"), "Do you ship to Hong Kong?")  # another user
     sandbox = open_page(browser, f"{demo.url}/sandbox")
     sandbox.fill("#session-from", "order-1234")
     sandbox.click("#session-form button")
@@ -37,15 +47,11 @@ def test_agent_sees_a_sandbox_user_live_and_the_answer_reaches_the_sandbox(demo:
     expect(row).to_be_visible()  # arrived by the event stream: the page was not reloaded
     expect(row.locator(".unread")).to_have_text("2")  # opening the chat and the message
     expect(row.locator(".window")).to_have_text(re.compile(r"^4[78] h left$"))
-    expect(inbox).to_have_title("(2) Inbox")
+    expect(inbox).to_have_title("(3) Inbox")
     row.click()
     expect(inbox.locator(".system")).to_have_text("The user opened the chat from “order-1234”")
     expect(inbox.locator(".message.in .bubble")).to_have_text("Where is my order 1234?")
-    expect(inbox).to_have_title("Inbox")  # read
-
-    user_writes(sandbox, "<b>bold?</b> & more")  # text, never markup
-    expect(inbox.locator(".message.in .bubble").last).to_have_text("<b>bold?</b> & more")
-    assert inbox.locator(".message.in .bubble b").count() == 0
+    expect(inbox).to_have_title("(1) Inbox")  # this one read; the other user's message is not
 
     inbox.fill("#composer-text", "It ships")
     inbox.press("#composer-text", "Shift+Enter")
@@ -65,10 +71,12 @@ def test_agent_sees_a_sandbox_user_live_and_the_answer_reaches_the_sandbox(demo:
     sandbox.set_input_files("#picture", files=[{"name": "parcel.png", "mimeType": "image/png", "buffer": png()}])
     picture = inbox.locator(".message.in img")
     expect(picture).to_be_visible()
-    inbox.wait_for_function("img => img.complete && img.naturalWidth === 240", arg=picture.element_handle())
+    expect(picture).to_have_js_property("naturalWidth", 240)  # loaded from the inbox's picture route
 
     inbox.click("#assign")
     expect(inbox.locator("#conv-meta .assignee")).to_have_text("Assigned to alice")
+    inbox.click("#notify-no")  # the polite ask for notifications goes away when declined
+    expect(inbox.locator("#notify-bar")).to_be_hidden()
     assert inbox.evaluate("window.notReloaded") is True
     assert changes and all(r.headers.get("x-csrf-token") for r in changes if not r.url.endswith("/login"))
     screenshot(inbox, "inbox-laptop.png")
@@ -94,14 +102,21 @@ def test_refused_reply_shows_not_delivered_and_cannot_reply(demo: Service, brows
     assert sandbox.locator(".theirs").count() == 0
 
 
-def test_page_polls_when_the_event_stream_cannot_be_held(demo: Service, browser: Browser):
-    inbox = open_page(browser, f"{demo.url}/inbox")
+def test_page_polls_when_the_event_stream_cannot_be_held_and_notifies(demo: Service, browser: Browser):
+    inbox = open_page(browser, f"{demo.url}/inbox", init_script=RECORD_NOTIFICATIONS, permissions=["notifications"])
     inbox.route(lambda url: url.endswith("/inbox/api/events"), lambda route: route.abort())  # no stream here
     log_in(inbox)
     expect(inbox.locator("#live-status")).to_have_attribute("data-mode", "polling")
     sandbox = open_page(browser, f"{demo.url}/sandbox")
-    user_writes(sandbox, "Anyone there?")
-    expect(inbox.locator(".conversation", has_text="Anyone there?")).to_be_visible()
+    user_writes(sandbox, "<b>Anyone</b> there? & <img src=x>")
+    row = inbox.locator(".conversation", has_text="<b>Anyone</b> there? & <img src=x>")  # text, never markup
+    expect(row).to_be_visible()
+    eventually(lambda: inbox.evaluate("window.shown.length") == 1, "a browser notification")
+    title, body = inbox.evaluate("window.shown[0]")
+    assert title.startswith("New message: sandbox-") and body == "<b>Anyone</b> there? & <img src=x>"
+    row.click()
+    expect(inbox.locator(".message.in .bubble")).to_have_text("<b>Anyone</b> there? & <img src=x>")
+    assert inbox.locator(".message.in .bubble b, .message.in .bubble img, .conversation img").count() == 0
 
 
 def test_phone_screen_in_chinese(demo: Service, browser: Browser):
