@@ -37,7 +37,9 @@ log = logs.get("sandbox")
 STATIC = Path(__file__).parent / "sandbox_static"
 APP_ID = "wxsandbox0000000"  # the Mini Program the sandbox users write to
 PICTURE_HOST = "pictures.sandbox.invalid"  # PicUrl of the users' pictures; `.invalid` never resolves
-ANSWERS = {"ok": 0, "window_closed": 45015, "quota_exhausted": 45047}  # how the stand-in answers sends
+# How the stand-in answers sends: delivered, the two refusals an agent must see, and a configuration
+# error (48001: the API is not authorised) that makes a dead letter for the admin screen.
+ANSWERS = {"ok": 0, "window_closed": 45015, "quota_exhausted": 45047, "api_unauthorized": 48001}
 OPENID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CHAT_LIMIT = 500  # entries kept per user
 MEDIA_LIMIT = 200  # pictures kept, oldest dropped first

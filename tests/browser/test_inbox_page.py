@@ -143,3 +143,47 @@ def test_phone_screen_in_chinese(demo: Service, browser: Browser):
     screenshot(inbox, "inbox-phone.png")
     inbox.locator(".back").tap()
     expect(inbox.locator(".list-pane")).to_be_visible()
+
+
+def test_admin_retries_a_dead_letter_edits_canned_replies_and_manages_agents(demo: Service, browser: Browser):
+    sandbox = open_page(browser, f"{demo.url}/sandbox")
+    user_writes(sandbox, "When are you open?")
+    with sandbox.expect_response(lambda r: r.url.endswith("/sandbox/api/answer") and r.ok):
+        sandbox.select_option("#answer", "api_unauthorized")  # WeChat will answer 48001: a dead letter
+    inbox = open_page(browser, f"{demo.url}/inbox")
+    log_in(inbox)
+    inbox.locator(".conversation", has_text="When are you open?").click()
+    agent_sends(inbox, "Let me check.")
+    with sandbox.expect_response(lambda r: r.url.endswith("/sandbox/api/answer") and r.ok):
+        sandbox.select_option("#answer", "ok")
+
+    inbox.click("#nav-admin")
+    dead = inbox.locator("#dead-rows tr")
+    expect(dead).to_have_count(1)
+    expect(dead).to_contain_text("48001")
+    dead.get_by_role("button").click()
+    expect(inbox.locator("#dead-status")).to_have_text("Queued again.")
+    expect(dead).to_have_count(0)
+
+    inbox.fill("#canned-title", "Hours")
+    inbox.fill("#canned-text", "We answer from 9:00 to 18:00.")
+    inbox.click("#canned-form button[type=submit]")
+    expect(inbox.locator("#canned-rows li")).to_contain_text("We answer from 9:00 to 18:00.")
+
+    inbox.fill("#agent-name", "bob")
+    inbox.click("#agent-form button[type=submit]")
+    expect(inbox.locator("#agent-status")).to_have_text(re.compile(r"^bob's password, shown once: \S{10,}$"))
+    bob = inbox.locator("#agent-rows tr", has_text="bob")
+    bob.get_by_role("button", name="Disable").click()
+    expect(bob).to_contain_text("disabled")
+
+    inbox.click("#nav-inbox")
+    inbox.click("#tab-waiting")  # replied to: waiting for the user
+    inbox.locator(".conversation", has_text="Let me check.").click()
+    expect(inbox.locator(".message.out .state")).to_have_text("✓ sent")  # the retried dead letter
+    inbox.click("#canned-button")
+    inbox.fill("#canned-filter", "hour")
+    inbox.locator(".canned", has_text="Hours").click()
+    expect(inbox.locator("#composer-text")).to_have_value("We answer from 9:00 to 18:00.")
+    inbox.press("#composer-text", "Enter")
+    expect(sandbox.locator(".theirs .bubble")).to_have_text(["Let me check.", "We answer from 9:00 to 18:00."])

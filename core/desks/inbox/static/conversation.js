@@ -26,8 +26,7 @@ export class ConversationView {
   /** Show `conversation` (a row of the list); loads its history when it is another one. */
   async show(conversation) {
     const another = this.id !== conversation.id;
-    this.conversation = conversation;
-    this.renderHeader();
+    this.update(conversation);
     if (another) {
       this.messages = new Map();
       this.hasEarlier = false;
@@ -60,18 +59,23 @@ export class ConversationView {
     const page = answer.messages || [];
     if (before || this.messages.size === 0) this.hasEarlier = page.length >= PAGE;
     for (const message of page) this.messages.set(message.id, message);
-    if (answer.conversation) {
-      this.conversation = answer.conversation;
-      this.renderHeader();
-    }
+    if (answer.conversation) this.update(answer.conversation);
     this.renderMessages(before !== null);
+  }
+
+  /** Newer data of the shown conversation (or another one to show). */
+  update(conversation) {
+    const moved = this.id === conversation.id && this.conversation.status !== conversation.status;
+    this.conversation = conversation;
+    this.renderHeader();
+    if (moved) this.app.statusChanged(conversation);
   }
 
   /** Mark what this agent sees as read (the list's unread counts follow through an event). */
   async markRead() {
     if (this.conversation && this.conversation.unread && document.visibilityState === "visible") {
       const answer = await api.read(this.id).catch(() => null);
-      if (answer && answer.conversation) this.conversation = answer.conversation;
+      if (answer && answer.conversation && answer.conversation.id === this.id) this.update(answer.conversation);
       this.app.changed();
     }
   }

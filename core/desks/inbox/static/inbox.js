@@ -20,7 +20,7 @@ class App {
     this.conversations = [];
     this.tab = "open";
     this.stopLive = null;
-    this.refreshTimer = null;
+    this.pending = null;
     this.conversation = new ConversationView(this);
     this.admin = new AdminView(this);
   }
@@ -145,21 +145,25 @@ class App {
     if (this.loaded) this.notifyNew(before); // the first load of a session is not news
     this.loaded = true;
     const open = this.conversation.id && conversations.find((c) => c.id === this.conversation.id);
-    if (open) {
-      const was = before.get(open.id);
-      if (was && tabOf(was) !== tabOf(open)) this.tab = tabOf(open); // the list follows the open conversation
-      await this.conversation.show(open);
-    }
+    if (open) await this.conversation.show(open);
     this.renderList();
   }
 
-  /** After an action or an event: the list again (debounced), and the open conversation. */
+  /** After an action or an event: the list again; calls within a moment share one load. */
   changed() {
-    clearTimeout(this.refreshTimer);
-    return new Promise((resolve) => {
-      this.refreshTimer = setTimeout(() => this.loadConversations().catch((e) => this.fail(e)).then(resolve),
-        REFRESH_DEBOUNCE_MS);
-    });
+    if (!this.pending) {
+      this.pending = new Promise((resolve) => setTimeout(() => {
+        this.pending = null; // a change during the load asks for another one
+        this.loadConversations().catch((error) => this.fail(error)).then(resolve);
+      }, REFRESH_DEBOUNCE_MS));
+    }
+    return this.pending;
+  }
+
+  /** The open conversation moved (replied: waiting; closed; reopened): the list shows its tab. */
+  statusChanged(conversation) {
+    this.tab = tabOf(conversation);
+    this.renderList();
   }
 
   onEvent(event) {
