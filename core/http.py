@@ -1,7 +1,8 @@
 """One httpx.AsyncClient factory and the mapping of transport outcomes to delivery errors."""
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import httpx
 

@@ -22,9 +22,10 @@ import re
 import secrets
 import time
 from collections import OrderedDict, defaultdict, deque
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -130,7 +131,8 @@ class OpenApiStandIn(httpx.AsyncBaseTransport):
         errcode = ANSWERS[self.chats.answers.get(openid, "ok")]
         if errcode:
             return _answer({"errcode": errcode, "errmsg": "sandbox: refused as asked on the sandbox page"})
-        content = message.get(kind) if isinstance(message.get(kind), dict) else {}
+        raw = message.get(kind)
+        content: dict[str, Any] = raw if isinstance(raw, dict) else {}
         if kind == "text":
             self.chats.add(openid, False, "text", text=str(content.get("content", "")))
         elif kind == "image":
@@ -278,9 +280,10 @@ def _multipart_file(content_type: str, body: bytes) -> tuple[bytes, str] | None:
     """The first file of a multipart/form-data body (what media/upload receives)."""
     message = email.parser.BytesParser(policy=email.policy.HTTP).parsebytes(
         b"content-type: " + content_type.encode() + b"\r\n\r\n" + body)
-    for part in message.iter_parts():  # type: ignore[attr-defined]
-        if part.get_filename():
-            return part.get_payload(decode=True) or b"", part.get_content_type()
+    for part in message.iter_parts():
+        payload = part.get_payload(decode=True)
+        if part.get_filename() and isinstance(payload, bytes):
+            return payload, part.get_content_type()
     return None
 
 
