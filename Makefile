@@ -19,9 +19,11 @@ run: export RELAY_DESK ?= inbox
 run: export DATABASE_URL ?= sqlite:///relay.db
 run: $(BIN)/hypercorn
 	@$(BIN)/python -m core.demo $(PORT)
-	@$(BIN)/hypercorn cloudrun.app:app --bind 127.0.0.1:$(PORT) --workers 0
+	@$(BIN)/hypercorn cloudrun.app:app --bind 127.0.0.1:$(PORT) --workers 0 --read-timeout 10
 
 test: $(BIN)/hypercorn
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
 
 bench: $(BIN)/hypercorn

@@ -20,8 +20,9 @@ import sys
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 from urllib.parse import urlencode
 
 import procs
@@ -29,9 +30,9 @@ from load import APPID, ROOT, Blocked, Push, Pushes, drive, hypercorn, start_fak
 from rawhttp import Conn, build_request
 
 sys.path.insert(0, str(ROOT))
-from core.desks.echat import pushinfo  # noqa: E402
-from tests.fakes.c4c import FakeC4C  # noqa: E402
-from tests.fakes.echat import FakeEchat, sample  # noqa: E402
+from core.desks.echat import pushinfo
+from tests.fakes.c4c import FakeC4C
+from tests.fakes.echat import FakeEchat, sample
 
 TOKEN, AES_KEY, ECHAT_APPID = "bench-token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "echat-bench"
 INBOUND = base64.b64encode(b"bench:bench-pw").decode()

@@ -125,7 +125,7 @@ class Fakes:
             self.in_flight[id(raw)] = time.monotonic()
             try:
                 status, _ = await asyncio.wait_for(conn.request(raw), self.timeout)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 self.counts["reply_timeout"] += 1
                 continue
             except (OSError, asyncio.IncompleteReadError, ValueError):

@@ -8,7 +8,8 @@ import getpass
 import json
 import sys
 import time
-from typing import Any, Sequence, TextIO
+from collections.abc import Sequence
+from typing import Any, TextIO
 
 from core.config import Settings
 from core.desks.inbox import passwords

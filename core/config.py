@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Any
 from urllib.parse import quote
 
 from core.desks import DEFAULT_DESK, REGISTRY, Desk, DeskSettings
 from core.env import EnvReader
 from core.errors import ConfigError
+from core.models import Retention
 from core.wechat.settings import WeChatSettings
 
-Registry = Mapping[str, type[Desk]]  # type: ignore[type-arg]
+DAY = 86400.0
+Registry = Mapping[str, type[Desk[Any]]]
 
 
 @dataclass(frozen=True)
@@ -26,10 +29,12 @@ class Settings:
     desk: str | None = DEFAULT_DESK
     routes: tuple[tuple[str, str], ...] = ()
     max_body: int = 1 << 20
+    body_seconds: float = 10.0  # a request body must arrive within this
     retry_for: float = 86400.0  # dead-letter a job still failing after this long
     lease_seconds: float = 60.0
     worker_concurrency: int = 16
     log_level: str = "info"
+    retention: Retention = field(default_factory=Retention)
     sandbox: bool = False  # RELAY_SANDBOX: /sandbox and an in-process stand-in for the WeChat API
     desks: Mapping[str, DeskSettings] = field(default_factory=dict)  # every registered desk's own settings
 
@@ -47,10 +52,13 @@ class Settings:
             desk=env.optional_choice("RELAY_DESK", names) or (DEFAULT_DESK if DEFAULT_DESK in registry else None),
             routes=_routes(env.str("RELAY_ROUTES") or "", names),
             max_body=env.int("RELAY_MAX_BODY", 1 << 20),
+            body_seconds=env.int("RELAY_BODY_TIMEOUT", 10),
             retry_for=env.int("RELAY_RETRY_FOR", 86400),
             lease_seconds=env.int("RELAY_LEASE_SECONDS", 60),
             worker_concurrency=env.int("RELAY_WORKER_CONCURRENCY", 16),
             log_level=env.choice("RELAY_LOG_LEVEL", ("debug", "info", "warning", "error"), "info"),
+            retention=Retention(dead_letters=env.int("RELAY_DEAD_KEEP_DAYS", 30) * DAY,
+                                conversations=env.int("RELAY_CONVERSATION_KEEP_DAYS", 90) * DAY),
             sandbox=env.flag("RELAY_SANDBOX"),
             desks={name: desk.settings_type.from_env(env) for name, desk in registry.items()},
         )

@@ -1,4 +1,21 @@
-"""One exception tree for the relay: refusals of inbound requests and failures of deliveries."""
+"""One exception tree for the relay: refusals of inbound requests, bad settings, failed deliveries.
+
+    RelayError (an inbound request refused; `status` is the HTTP answer, the message its JSON error)
+    ├── BadRequest (400): a body or field that cannot be a push or a callback
+    ├── Unauthorized (401): a wrong, missing, stale or replayed signature or password
+    ├── Forbidden (403): a request this configuration does not take (trust mode, mode off)
+    ├── NotFound (404)
+    │   └── UnknownRecipient: a desk reply names a user the relay never heard from
+    ├── MethodNotAllowed (405)
+    ├── RequestTimeout (408): a body that did not arrive in time (a slow-drip client)
+    └── TooLarge (413): a body over RELAY_MAX_BODY
+    ConfigError: a missing or contradictory setting; start-up stops with its one-line message
+    DeliveryError (an outbox job failed; the outbox decides what follows)
+    ├── TransientDeliveryError: retried with backoff (network, 5xx, 429, busy), honouring `retry_after`
+    │   └── CredentialsRefused: 401/403 from a peer; logged at error on every try
+    └── PermanentDeliveryError: dead-lettered (refused, misconfigured)
+        └── RecipientUnreachable: WeChat will not reach this user now; the desk is told (`reason`)
+"""
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
@@ -46,6 +63,10 @@ class Conflict(RelayError):
     status = 409
 
 
+class RequestTimeout(RelayError):
+    status = 408
+
+
 class TooLarge(RelayError):
     status = 413
 
@@ -75,6 +96,11 @@ class DeliveryError(Exception):
 
 class TransientDeliveryError(DeliveryError):
     """Worth retrying later (network, 5xx, busy, rate limits)."""
+
+
+class CredentialsRefused(TransientDeliveryError):
+    """A peer refused the relay's credentials (HTTP 401/403): a configuration fault, logged loudly on
+    every try and retried with backoff, so that what waited is delivered once the setting is fixed."""
 
 
 class PermanentDeliveryError(DeliveryError):

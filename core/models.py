@@ -4,8 +4,9 @@ from __future__ import annotations
 import dataclasses
 import enum
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 WINDOW_SECONDS = 48 * 3600
 
@@ -169,6 +170,15 @@ class Conversation:
     desk: str | None
     thread: dict[str, Any] | None
     window_until: float
+
+
+@dataclass(frozen=True)
+class Retention:
+    """How long the store keeps what it no longer needs, in seconds."""
+
+    dedupe: float = 7 * 86400.0  # dedupe keys and used signatures: WeChat and desks resend within minutes
+    dead_letters: float = 30 * 86400.0  # dead jobs, counted from when they died
+    conversations: float = 90 * 86400.0  # a conversation (and its desk links) after its window closed
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from typing import AsyncIterator, Mapping
 
 
 @dataclass(frozen=True)

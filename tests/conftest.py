@@ -6,14 +6,15 @@ import os
 import re
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 
 from tests.fakes.c4c import FakeC4C
-from tests.fakes.wechat import FakeWeChat
 from tests.fakes.webhook import HOOK, FakeWebhookDesk
+from tests.fakes.wechat import FakeWeChat
 from tests.service import Service
 
 FIXTURES = Path(__file__).parent / "fixtures"

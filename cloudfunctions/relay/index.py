@@ -8,8 +8,8 @@ A module-level event loop and a lazily built Relay survive warm invocations."""
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import base64
+import dataclasses
 import json
 import time
 from typing import Any
@@ -48,7 +48,7 @@ async def _get_relay() -> Relay:
     return _relay
 
 
-async def _dispatch(event: dict[str, Any], context: dict[str, Any], started: float) -> Any:
+async def _dispatch(event: object, context: dict[str, Any], started: float) -> Any:
     if not isinstance(event, dict):
         log.warning("event refused", extra={"error": "an event must be a JSON object"})
         return {"error": "an event must be a JSON object"}

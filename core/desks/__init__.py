@@ -2,13 +2,15 @@
 module and one line here."""
 from __future__ import annotations
 
+from typing import Any
+
 from core.desks.base import Callback, Delivered, Desk, DeskSettings
 from core.desks.c4c import C4CDesk
 from core.desks.echat import EchatDesk
 from core.desks.inbox import InboxDesk
 from core.desks.webhook import WebhookDesk
 
-REGISTRY: dict[str, type[Desk]] = {  # type: ignore[type-arg]
+REGISTRY: dict[str, type[Desk[Any]]] = {
     desk.name: desk for desk in (
         InboxDesk,
         WebhookDesk,

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import abc
 import time
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Generic, Iterable, Mapping, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 import httpx
 

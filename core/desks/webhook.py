@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -63,10 +64,11 @@ class WebhookDesk(Desk[WebhookSettings]):
             raise BadRequest("id must be a string of 1 to 128 characters")
         if not isinstance(kind, str) or kind not in REPLY_KINDS:
             raise BadRequest(f"type must be one of {', '.join(REPLY_KINDS)}")
-        user = split_conversation_id(str(data.get("conversation_id", ""))) or (data.get("app_id"), data.get("openid"))
-        if not all(isinstance(part, str) and part for part in user):
+        app_id, openid = split_conversation_id(str(data.get("conversation_id", ""))) or (
+            data.get("app_id"), data.get("openid"))
+        if not (isinstance(app_id, str) and app_id and isinstance(openid, str) and openid):
             raise BadRequest("name the user with conversation_id, or app_id and openid")
-        fields = {}
+        fields: dict[str, Any] = {}
         for name in REPLY_KINDS[kind] + OPTIONAL:
             value = data.get(name)
             if name in REPLY_KINDS[kind] and (not isinstance(value, str) or not value):
@@ -77,7 +79,8 @@ class WebhookDesk(Desk[WebhookSettings]):
             raise BadRequest("image_base64 must be the picture's bytes in base64")
         if kind == "typing" and fields["command"] not in ("Typing", "CancelTyping"):
             raise BadRequest("command must be Typing or CancelTyping")
-        return AgentReply(id=reply_id, desk=self.name, app_id=user[0], openid=user[1], kind=kind, **fields)
+        reply = AgentReply(id=reply_id, desk=self.name, app_id=app_id, openid=openid, kind=kind)
+        return dataclasses.replace(reply, **fields)
 
     async def deliver(self, message: UserMessage, conversation: Conversation) -> Delivered:
         event: dict[str, Any] = {"event": "message", "id": message.id, "conversation_id": message.conversation_id,

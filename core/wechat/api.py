@@ -2,20 +2,21 @@
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import base64
+import dataclasses
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import httpx
 
 from core import logs
-from core.wechat.settings import WeChatSettings
 from core.errors import PermanentDeliveryError, RecipientUnreachable, TransientDeliveryError
 from core.http import check_status, send
 from core.metrics import Metrics
 from core.models import AgentReply
 from core.wechat import errcodes
+from core.wechat.settings import WeChatSettings
 
 log = logs.get("wechat")
 TEXT_LIMIT = 2000  # bytes of UTF-8 a shortened text keeps, after WeChat said 45002 (content too long)
@@ -121,7 +122,7 @@ class WeChatApi:
             response = check_status(await send(self.http, "POST", f"{self.settings.api_base}{path}",
                                                params=query, **kwargs))
             try:
-                data = response.json()
+                data: dict[str, Any] = response.json()
             except ValueError:
                 raise TransientDeliveryError(f"{path}: answer is not JSON") from None
             code = int(data.get("errcode", 0) or 0)

@@ -31,6 +31,6 @@ def decrypt(encrypt: str, aes_key: str, appid: str) -> str:
         raise BadRequest("Encrypt is not a whole number of 32-byte blocks")
     key = base64.b64decode(aes_key + "=")
     try:
-        return PrpCrypto(key).decrypt(encrypt, appid)
+        return str(PrpCrypto(key).decrypt(encrypt, appid))
     except Exception:  # wrong appid, bad padding or length, not UTF-8: all mean "not for us"
         raise BadRequest("Encrypt does not decrypt to a message for this app") from None

@@ -5,8 +5,9 @@ developer-server signature and its timestamp, and only then the body. No I/O: a 
 serve one request only is returned as a `replay_key` for the relay to record."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from core import signing
 from core.bodies import sniff

@@ -11,8 +11,8 @@ from cloudfunctions.build import build
 from tests.cloudfunctions.conftest import APPID
 from tests.cloudfunctions.harness import text_event
 from tests.conftest import fixture_json
-from tests.fakes.wechat import SEND, TOKEN
 from tests.fakes.webhook import HOOK, post_reply
+from tests.fakes.wechat import SEND, TOKEN
 
 
 def test_probe_event_answered_success(function):

@@ -8,8 +8,8 @@ import time
 import httpx
 
 from tests.conftest import fresh_push
-from tests.fakes.wechat import SEND, TOKEN, UPLOAD
 from tests.fakes.webhook import HOOK, post_reply
+from tests.fakes.wechat import SEND, TOKEN, UPLOAD
 
 HEADERS = {"x-wx-source": "other", "x-wx-appid": "wxapp0000000001"}
 CONVERSATION = "wxapp0000000001:fromUser"
@@ -90,7 +90,7 @@ def test_configuration_error_dead_lettered_loudly(start_service, wechat, desk):
     service = open_conversation(start_service, desk)
     reply(service, "r", "hi")
     wechat.wait_for(lambda: '"job dead-lettered"' in service.logs(), what="the dead letter log line")
-    line = next(json.loads(l) for l in service.logs().splitlines() if '"job dead-lettered"' in l)
+    line = next(json.loads(row) for row in service.logs().splitlines() if '"job dead-lettered"' in row)
     assert line["level"] == "error" and line["errcode"] == 48001
     metrics = httpx.get(f"{service.url}/metrics").text
     assert 'relay_outbox_jobs{status="dead"} 1.0' in metrics

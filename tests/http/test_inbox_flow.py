@@ -4,7 +4,8 @@ event stream, the agent's reply reaches the fake WeChat API and turns `sent`; re
 from __future__ import annotations
 
 import base64
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

@@ -3,7 +3,8 @@ and foreign sessions, disabled agents. Each refusal has its status and changes n
 from __future__ import annotations
 
 import sqlite3
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 

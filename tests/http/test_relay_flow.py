@@ -1,10 +1,9 @@
 """Black-box: WeChat push -> webhook desk -> signed reply -> WeChat send, over real HTTP."""
 from __future__ import annotations
 
-
 from tests.conftest import fresh_push
-from tests.fakes.wechat import SEND
 from tests.fakes.webhook import post_reply
+from tests.fakes.wechat import SEND
 
 CLOUD_RUN = {"x-wx-source": "other", "x-wx-appid": "wx8bd01c9a583478cf", "content-type": "application/json"}
 OPENID = "oVneZ57wJnV-ObtCiGv26PRrOz2g"

@@ -5,9 +5,9 @@ import hashlib
 
 import pytest
 
-from core.desks.echat.settings import EchatSettings
 from core.desks.echat import pushinfo
 from core.desks.echat.push import check_signature, read_push
+from core.desks.echat.settings import EchatSettings
 from core.errors import BadRequest, Unauthorized
 from core.web import Request
 from tests.conftest import fixture_json

@@ -7,8 +7,9 @@ import struct
 import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 import pytest
@@ -123,7 +124,7 @@ def test_sample_overrides_additions_and_removals():
     assert lines[0] == "<xml>" and lines[-2:] == ["</xml>", ""]
     assert "<replyContent><![CDATA[您好 & <再见>]]></replyContent>" in lines  # CDATA stays CDATA
     assert "<msgId>42</msgId>" in lines and "<visitorType>5</visitorType>" in lines  # bare stays bare
-    assert "<pushInfo><![CDATA[info]]></pushInfo>" == lines[-3]
+    assert lines[-3] == "<pushInfo><![CDATA[info]]></pushInfo>"
     assert len(lines) == len(sample("msgReply").split(b"\n"))  # two removed, two added
 
 

@@ -5,14 +5,15 @@ XML parser (no DTDs), matching elements by local name whatever prefixes the tena
 from __future__ import annotations
 
 import re
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 from xml.sax import saxutils
 
 import httpx
 
 from core.bodies import parse_xml
-from core.desks.c4c.settings import C4CSettings
 from core.desks.c4c.odata import checked
+from core.desks.c4c.settings import C4CSettings
 from core.desks.c4c.social import Activity, Profile
 from core.errors import BadRequest, PermanentDeliveryError, TransientDeliveryError
 from core.http import send
@@ -165,7 +166,10 @@ def _activity(element: Any, profile_uuid: str) -> Activity:
     return Activity(uuid=uuid, id=text_of(element, "ID") or "", root_uuid=uuid, profile_uuid=profile_uuid)
 
 
-def _one(tree: Any, name: str, build: Any, service: str) -> Any:
+T = TypeVar("T")
+
+
+def _one(tree: Any, name: str, build: Callable[[Any], T], service: str) -> T:
     for element in find_all(tree, name):
         if text_of(element, "ID"):
             return build(element)

@@ -11,8 +11,8 @@ from urllib.parse import quote
 from core import logs
 from core.desks.base import Callback, Delivered, Desk
 from core.desks.echat import pushinfo
-from core.desks.echat.settings import EchatSettings
 from core.desks.echat.push import EchatPush, read_push, replay_key
+from core.desks.echat.settings import EchatSettings
 from core.errors import PermanentDeliveryError, UnknownRecipient
 from core.models import AgentReply, Conversation, DeskRef, UserMessage
 from core.web import SUCCESS, Request
@@ -55,12 +55,12 @@ class EchatDesk(Desk[EchatSettings]):
         if push is None:
             log.info("Echat push of a kind this relay does not relay acknowledged", extra={"type": push_type})
             return Callback(SUCCESS, replay_key=once)
-        text = self._text(push)
-        if text is None:
+        found = self._text(push)
+        if found is None:
             log.info("Echat system message not forwarded (ECHAT_SYSTEM_NOTICES)",
                      extra={"msg_id": push.msg_id, "content_type": push.get("contentType")})
             return Callback(SUCCESS, replay_key=once)
-        text, needs_link = text
+        text, needs_link = found
         user = self._user(push)
         ref = DeskRef(f"uid:{push.uid}" if push.uid else None,
                       {"uid": push.uid or "", "talk_id": push.get("talkId") or "", "link": "yes" if needs_link else ""})
@@ -82,6 +82,9 @@ class EchatDesk(Desk[EchatSettings]):
         back to the chat window (pushes without a viewUrl); None for a system message the company did
         not ask to forward."""
         view = push.get("viewUrl")
+        if view and not view.lower().startswith(("https://", "http://")):
+            log.warning("Echat viewUrl that is not http(s) ignored", extra={"msg_id": push.msg_id})
+            view = ""  # a javascript: or other scheme never reaches the user
         link = anchor(view, self.settings.handover_title) if view else LINK
 
         def own(text: str) -> tuple[str, bool]:

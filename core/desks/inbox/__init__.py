@@ -4,8 +4,8 @@ with their delivery state, live in the relay's store; agents read and answer the
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import httpx
 

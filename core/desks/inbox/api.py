@@ -7,19 +7,19 @@ import base64
 import dataclasses
 import json
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable, Literal
+from typing import Any, Literal
 
 from core import logs
 from core.desks.base import Desk
 from core.desks.inbox import passwords, pictures
 from core.desks.inbox.auth import SESSION_SECONDS, Auth, Session, session_cookie
 from core.desks.inbox.events import Events
-from core.desks.inbox.requests import json_body, name_of, page_size, text_field, uploaded_picture, user_of, \
-    whole_number
+from core.desks.inbox.requests import json_body, name_of, page_size, text_field, uploaded_picture, user_of, whole_number
 from core.desks.inbox.store import Agent, InboxStore, NewMessage
 from core.errors import BadRequest, Conflict, Forbidden, MethodNotAllowed, NotFound, Unauthorized
-from core.models import AgentReply, DeskRef, DeadLetter, NewJob
+from core.models import AgentReply, DeadLetter, DeskRef, NewJob
 from core.store import SqlStore
 from core.web import Request, Response
 from core.wechat.api import split_text
@@ -97,7 +97,7 @@ def _dead_to_api(dead: DeadLetter) -> dict[str, Any]:
 
 
 class InboxApi:
-    def __init__(self, desk: Desk, inbox: InboxStore, store: SqlStore, auth: Auth, events: Events,
+    def __init__(self, desk: Desk[Any], inbox: InboxStore, store: SqlStore, auth: Auth, events: Events,
                  clock: Callable[[], float]) -> None:
         self.desk, self.inbox, self.store, self.auth, self.feed, self.clock = desk, inbox, store, auth, events, clock
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import asyncio
 import hmac
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from core import logs
 from core.desks.inbox import passwords
@@ -85,7 +85,7 @@ class Auth:
 
     async def _throttle(self, keys: list[str]) -> None:
         now = self.clock()
-        for key, limit in zip(keys, (NAME_LIMIT, ADDRESS_LIMIT)):
+        for key, limit in zip(keys, (NAME_LIMIT, ADDRESS_LIMIT), strict=True):
             count, oldest = await self.store.failures(key, now - THROTTLE_WINDOW)
             if count >= limit and oldest is not None:
                 wait = max(1, math.ceil(oldest + THROTTLE_WINDOW - now))

@@ -3,12 +3,14 @@ agents, sessions, login failures, canned replies and the change events the page 
 is one transaction on the relay's store; every change writes its event in the same commit."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, TypeVar
 
 from core.models import NewJob, conversation_id
 from core.store import SqlStore
 
+T = TypeVar("T")
 QUOTA_AFTER_MESSAGE = 5  # WeChat: 5 messages within 48 h of the user's message
 QUOTA_AFTER_SESSION = 2  # 2 messages within 1 minute of the user entering the chat
 PREVIEW_CHARS = 200  # of a conversation's last message in the list
@@ -49,7 +51,7 @@ _MESSAGE_COLUMNS = f"m.id, mc.app_id, mc.openid, {_MESSAGE_FIELDS}"
 _MESSAGE_JOINS = ("JOIN inbox_conversations mc ON mc.id = m.conversation_id"
                   " LEFT JOIN inbox_agents ma ON ma.id = m.agent_id")
 _CONVERSATION_SELECT = (
-    "SELECT c.id, c.app_id, c.openid, c.status, a.name, c.in_count - COALESCE(r.read_count, 0), c.quota_left,"
+    "SELECT c.id, c.app_id, c.openid, c.status, a.name, c.in_count - COALESCE(r.read_count, 0), c.quota_left,"  # noqa: S608 - constant fragments; values are bound
     f" COALESCE(v.window_until, 0), m.id, {_MESSAGE_FIELDS}"
     " FROM inbox_conversations c"
     " LEFT JOIN conversations v ON v.app_id = c.app_id AND v.openid = c.openid"
@@ -82,7 +84,7 @@ class InboxStore:
     def __init__(self, store: SqlStore) -> None:
         self.sql = store
 
-    async def _tx(self, fn: Callable[[Any], Any], *, write: bool = True) -> Any:
+    async def _tx(self, fn: Callable[[Any], T], *, write: bool = True) -> T:
         return await self.sql.transaction(fn, write=write)
 
     def _one(self, cur: Any, statement: str, *params: Any) -> Any:
@@ -96,12 +98,18 @@ class InboxStore:
         self.sql.execute(cur, "INSERT INTO inbox_events (id, at, kind, conversation_id, message_id) VALUES (?, ?, ?, ?, ?)",
                          (event_id, now, kind, conversation, message))
 
-    def _conversation_id(self, cur: Any, app_id: str, openid: str, create: bool = False) -> int | None:
+    def _conversation_id(self, cur: Any, app_id: str, openid: str) -> int | None:
         row = self._one(cur, "SELECT id FROM inbox_conversations WHERE app_id = ? AND openid = ?", app_id, openid)
-        if row is None and create:
-            return self.sql.insert(cur, "INSERT INTO inbox_conversations (app_id, openid) VALUES (?, ?)",
-                                   (app_id, openid))
-        return row[0] if row else None
+        return int(row[0]) if row else None
+
+    def _new_conversation_id(self, cur: Any, app_id: str, openid: str) -> int:
+        found = self._conversation_id(cur, app_id, openid)
+        if found is not None:
+            return found
+        try:
+            return self.sql.insert(cur, "INSERT INTO inbox_conversations (app_id, openid) VALUES (?, ?)", (app_id, openid))
+        except self.sql.dialect.integrity_errors:  # another replica's first message of this user, just now
+            return self._new_conversation_id(cur, app_id, openid)
 
     def _insert_message(self, cur: Any, conversation: int, message: NewMessage, now: float,
                         state: str | None = None) -> int:
@@ -127,12 +135,13 @@ class InboxStore:
         def tx(cur: Any) -> bool:
             if self._by_ref(cur, message.ref) is not None:
                 return False
-            conversation = self._conversation_id(cur, app_id, openid, create=True)
+            conversation = self._new_conversation_id(cur, app_id, openid)
             message_id = self._insert_message(cur, conversation, message, now)
-            quota = (f"CASE WHEN quota_left > {QUOTA_AFTER_SESSION} THEN quota_left ELSE {QUOTA_AFTER_SESSION} END"
-                     if message.kind == "session" else str(QUOTA_AFTER_MESSAGE))
-            self.sql.execute(cur, (f"UPDATE inbox_conversations SET status = 'open', in_count = in_count + 1,"
-                                   f" last_message_id = ?, quota_left = {quota} WHERE id = ?"), (message_id, conversation))
+            quota = QUOTA_AFTER_SESSION if message.kind == "session" else QUOTA_AFTER_MESSAGE  # at least this many
+            self.sql.execute(cur, (
+                "UPDATE inbox_conversations SET status = 'open', in_count = in_count + 1, last_message_id = ?,"
+                " quota_left = CASE WHEN quota_left > ? THEN quota_left ELSE ? END WHERE id = ?"),
+                (message_id, quota, quota, conversation))
             return True
 
         return await self._tx(tx)
@@ -174,10 +183,10 @@ class InboxStore:
         """A reply's delivery state; `sent` only replaces `queued` (a refused piece stays refused)."""
 
         def tx(cur: Any) -> None:
-            only_queued = " AND state = 'queued'" if state == "sent" else ""
             changed = self.sql.execute(cur, (
-                f"UPDATE inbox_messages SET state = ?, reason = ?, detail = ? WHERE id = ? AND direction = 'out'"
-                f"{only_queued}"), (state, reason, (detail or "")[:255] or None, message_id)).rowcount
+                "UPDATE inbox_messages SET state = ?, reason = ?, detail = ? WHERE id = ? AND direction = 'out'"
+                " AND (? = 0 OR state = 'queued')"), (state, reason, (detail or "")[:255] or None, message_id,
+                                                     int(state == "sent"))).rowcount
             if changed:
                 row = self._one(cur, "SELECT conversation_id FROM inbox_messages WHERE id = ?", message_id)
                 self._event(cur, "state", now, row[0], message_id)
@@ -198,7 +207,7 @@ class InboxStore:
             else:
                 where, order = "m.id < ?", "DESC"
             rows = self.sql.execute(cur, (
-                f"SELECT {_MESSAGE_COLUMNS} FROM inbox_messages m {_MESSAGE_JOINS}"
+                f"SELECT {_MESSAGE_COLUMNS} FROM inbox_messages m {_MESSAGE_JOINS}"  # noqa: S608 - constant fragments; values are bound
                 f" WHERE m.conversation_id = ? AND {where} ORDER BY m.id {order} LIMIT ?"),
                 (conversation, after if after is not None else (before or 2 ** 62), limit)).fetchall()
             found = [message_to_api(row) for row in rows]
@@ -212,10 +221,10 @@ class InboxStore:
         return Picture(row[0], bytes(row[1])) if row else None
 
     # -- conversations ----------------------------------------------------------------------------
-    async def conversations(self, agent_id: int, now: float, status: str | None, assignee: int | None | str,
+    async def conversations(self, agent_id: int, now: float, status: str | None, assignee: int | str | None,
                             before: int | None, limit: int) -> list[dict[str, Any]]:
         """Most recent activity first; `assignee` an agent id, "none" (unassigned) or None (anyone)."""
-        where, params = ["c.last_message_id < ?"], [before or 2 ** 62]
+        where, params = ["c.last_message_id < ?"], [before or 2 ** 62]  # type: tuple[list[str], list[Any]]
         if status:
             where.append("c.status = ?")
             params.append(status)
@@ -235,7 +244,7 @@ class InboxStore:
         return conversation_to_api(row, now) if row else None
 
     async def update_conversation(self, app_id: str, openid: str, now: float, *, status: str | None = None,
-                                  assignee: int | None | bool = False) -> bool:
+                                  assignee: int | bool | None = False) -> bool:
         """Set the status and/or the assignee (an agent id, None to unassign; False leaves it)."""
 
         def tx(cur: Any) -> bool:
@@ -277,7 +286,7 @@ class InboxStore:
 
     # -- agents -----------------------------------------------------------------------------------
     async def agent_count(self) -> int:
-        return (await self._tx(lambda cur: self._one(cur, "SELECT COUNT(*) FROM inbox_agents"), write=False))[0]
+        return int((await self._tx(lambda cur: self._one(cur, "SELECT COUNT(*) FROM inbox_agents"), write=False))[0])
 
     async def add_agent(self, name: str, password_hash: str, admin: bool, now: float) -> Agent | None:
         """None when the name is taken."""
@@ -431,7 +440,7 @@ class InboxStore:
 
         def read(cur: Any) -> list[dict[str, Any]]:
             rows = self.sql.execute(cur, (
-                f"SELECT e.id, e.kind, e.at, c.app_id, c.openid, {_MESSAGE_COLUMNS}"
+                f"SELECT e.id, e.kind, e.at, c.app_id, c.openid, {_MESSAGE_COLUMNS}"  # noqa: S608 - constant fragments; values are bound
                 " FROM inbox_events e LEFT JOIN inbox_conversations c ON c.id = e.conversation_id"
                 " LEFT JOIN inbox_messages m ON m.id = e.message_id"
                 " LEFT JOIN inbox_conversations mc ON mc.id = m.conversation_id"
@@ -467,7 +476,7 @@ class InboxStore:
         def tx(cur: Any) -> int:
             self.sql.execute(cur, "DELETE FROM inbox_media WHERE message_id IN"
                                   " (SELECT id FROM inbox_messages WHERE at < ?)", (messages_before,))
-            gone = self.sql.execute(cur, "DELETE FROM inbox_messages WHERE at < ?", (messages_before,)).rowcount
+            gone = int(self.sql.execute(cur, "DELETE FROM inbox_messages WHERE at < ?", (messages_before,)).rowcount)
             self.sql.execute(cur, "DELETE FROM inbox_conversations WHERE NOT EXISTS"
                                   " (SELECT 1 FROM inbox_messages m WHERE m.conversation_id = inbox_conversations.id)")
             self.sql.execute(cur, "DELETE FROM inbox_reads WHERE NOT EXISTS"
