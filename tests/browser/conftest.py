@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
 
 from tests.service import ROOT, Service
 
@@ -54,15 +54,26 @@ def add_agent(service: Service, name: str, admin: bool = False) -> None:
     assert done.returncode == 0, done.stdout + done.stderr
 
 
-def open_page(browser: Browser, url: str, locale: str = "en-US", viewport: dict[str, int] = LAPTOP,
-              init_script: str | None = None, **options: Any) -> Page:
-    context = browser.new_context(viewport=viewport, locale=locale, **options)
-    if init_script:
-        context.add_init_script(init_script)
-    page = context.new_page()
-    page.set_default_timeout(10_000)
-    page.goto(url)
-    return page
+@pytest.fixture
+def open_page(browser: Browser, demo: Service) -> Iterator[Callable[..., Page]]:
+    """open_page("/inbox", locale=..., viewport=..., init_script=..., **context options) -> a page of the
+    demo in a browser context of its own; the contexts close before the service stops (no open streams)."""
+    contexts: list[BrowserContext] = []
+
+    def open_(path: str, locale: str = "en-US", viewport: dict[str, int] = LAPTOP, init_script: str | None = None,
+              **options: Any) -> Page:
+        context = browser.new_context(viewport=viewport, locale=locale, **options)
+        contexts.append(context)
+        if init_script:
+            context.add_init_script(init_script)
+        page = context.new_page()
+        page.set_default_timeout(10_000)
+        page.goto(demo.url + path)
+        return page
+
+    yield open_
+    for context in contexts:
+        context.close()
 
 
 def log_in(page: Page, name: str = "alice", password: str = PASSWORD) -> None:

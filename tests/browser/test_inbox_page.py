@@ -3,11 +3,11 @@ answers, the sandbox shows the answer; refusals, a phone screen and Chinese."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
-from playwright.sync_api import Browser, Page, Request, expect
+from playwright.sync_api import Page, Request, expect
 
-from tests.browser.conftest import PHONE, eventually, log_in, open_page, png, screenshot
-from tests.service import Service
+from tests.browser.conftest import PHONE, eventually, log_in, png, screenshot
 
 # Records the browser notifications the page shows (the real constructor still runs).
 RECORD_NOTIFICATIONS = """
@@ -31,14 +31,14 @@ def agent_sends(inbox: Page, text: str) -> None:
     expect(inbox.locator("#composer-text")).to_have_value("")
 
 
-def test_agent_sees_a_sandbox_user_live_and_the_answer_reaches_the_sandbox(demo: Service, browser: Browser):
-    inbox = open_page(browser, f"{demo.url}/inbox")
+def test_agent_sees_a_sandbox_user_live_and_the_answer_reaches_the_sandbox(open_page: Callable[..., Page]):
+    inbox = open_page("/inbox")
     changes: list[Request] = []
     inbox.on("request", lambda r: changes.append(r) if "/inbox/api/" in r.url and r.method != "GET" else None)
     log_in(inbox)
     inbox.evaluate("window.notReloaded = true")
-    user_writes(open_page(browser, f"{demo.url}/sandbox"), "Do you ship to Hong Kong?")  # another user
-    sandbox = open_page(browser, f"{demo.url}/sandbox")
+    user_writes(open_page("/sandbox"), "Do you ship to Hong Kong?")  # another user
+    sandbox = open_page("/sandbox")
     sandbox.fill("#session-from", "order-1234")
     sandbox.click("#session-form button")
     user_writes(sandbox, "Where is my order 1234?")
@@ -59,6 +59,7 @@ def test_agent_sees_a_sandbox_user_live_and_the_answer_reaches_the_sandbox(demo:
     expect(inbox.locator("#composer-text")).to_have_value("It ships\ntoday.")  # Shift+Enter: a new line
     inbox.press("#composer-text", "Enter")
     expect(inbox.locator(".message.out .state")).to_have_text("✓ sent")
+    expect(inbox.locator("#conv-meta .quota")).to_have_text("4 replies left")  # 5 after a user's message
     expect(sandbox.locator(".theirs .bubble")).to_have_text(["It ships\ntoday."])
 
     inbox.click("#mode-note")
@@ -83,12 +84,12 @@ def test_agent_sees_a_sandbox_user_live_and_the_answer_reaches_the_sandbox(demo:
     screenshot(sandbox, "sandbox.png")
 
 
-def test_refused_reply_shows_not_delivered_and_cannot_reply(demo: Service, browser: Browser):
-    sandbox = open_page(browser, f"{demo.url}/sandbox")
+def test_refused_reply_shows_not_delivered_and_cannot_reply(open_page: Callable[..., Page]):
+    sandbox = open_page("/sandbox")
     user_writes(sandbox, "Hello?")
     with sandbox.expect_response(lambda r: r.url.endswith("/sandbox/api/answer") and r.ok):
         sandbox.select_option("#answer", "window_closed")  # WeChat will answer 45015
-    inbox = open_page(browser, f"{demo.url}/inbox")
+    inbox = open_page("/inbox")
     log_in(inbox)
     inbox.locator(".conversation", has_text="Hello?").click()
     agent_sends(inbox, "Sorry for the wait")
@@ -102,12 +103,12 @@ def test_refused_reply_shows_not_delivered_and_cannot_reply(demo: Service, brows
     assert sandbox.locator(".theirs").count() == 0
 
 
-def test_page_polls_when_the_event_stream_cannot_be_held_and_notifies(demo: Service, browser: Browser):
-    inbox = open_page(browser, f"{demo.url}/inbox", init_script=RECORD_NOTIFICATIONS, permissions=["notifications"])
+def test_page_polls_when_the_event_stream_cannot_be_held_and_notifies(open_page: Callable[..., Page]):
+    inbox = open_page("/inbox", init_script=RECORD_NOTIFICATIONS, permissions=["notifications"])
     inbox.route(lambda url: url.endswith("/inbox/api/events"), lambda route: route.abort())  # no stream here
     log_in(inbox)
     expect(inbox.locator("#live-status")).to_have_attribute("data-mode", "polling")
-    sandbox = open_page(browser, f"{demo.url}/sandbox")
+    sandbox = open_page("/sandbox")
     user_writes(sandbox, "<b>Anyone</b> there? & <img src=x>")
     row = inbox.locator(".conversation", has_text="<b>Anyone</b> there? & <img src=x>")  # text, never markup
     expect(row).to_be_visible()
@@ -119,11 +120,11 @@ def test_page_polls_when_the_event_stream_cannot_be_held_and_notifies(demo: Serv
     assert inbox.locator(".message.in .bubble b, .message.in .bubble img, .conversation img").count() == 0
 
 
-def test_phone_screen_in_chinese(demo: Service, browser: Browser):
-    sandbox = open_page(browser, f"{demo.url}/sandbox", locale="zh-CN", viewport=PHONE, is_mobile=True)
+def test_phone_screen_in_chinese(open_page: Callable[..., Page]):
+    sandbox = open_page("/sandbox", locale="zh-CN", viewport=PHONE, is_mobile=True)
     expect(sandbox.locator("#composer button")).to_have_text("发送")
     user_writes(sandbox, "你好，我的快递到哪了？")
-    inbox = open_page(browser, f"{demo.url}/inbox", locale="zh-CN", viewport=PHONE, is_mobile=True,
+    inbox = open_page("/inbox", locale="zh-CN", viewport=PHONE, is_mobile=True,
                       has_touch=True)
     expect(inbox.locator("#login-form button")).to_have_text("登录")
     log_in(inbox)
@@ -145,12 +146,12 @@ def test_phone_screen_in_chinese(demo: Service, browser: Browser):
     expect(inbox.locator(".list-pane")).to_be_visible()
 
 
-def test_admin_retries_a_dead_letter_edits_canned_replies_and_manages_agents(demo: Service, browser: Browser):
-    sandbox = open_page(browser, f"{demo.url}/sandbox")
+def test_admin_retries_a_dead_letter_edits_canned_replies_and_manages_agents(open_page: Callable[..., Page]):
+    sandbox = open_page("/sandbox")
     user_writes(sandbox, "When are you open?")
     with sandbox.expect_response(lambda r: r.url.endswith("/sandbox/api/answer") and r.ok):
         sandbox.select_option("#answer", "api_unauthorized")  # WeChat will answer 48001: a dead letter
-    inbox = open_page(browser, f"{demo.url}/inbox")
+    inbox = open_page("/inbox")
     log_in(inbox)
     inbox.locator(".conversation", has_text="When are you open?").click()
     agent_sends(inbox, "Let me check.")

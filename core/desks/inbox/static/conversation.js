@@ -88,8 +88,10 @@ export class ConversationView {
     const status = h("span", { class: `status status-${c.status}` },
       t({ open: "statusOpen", waiting: "statusWaiting", closed: "statusClosed" }[c.status] || "statusOpen"));
     const window = h("span", { class: `window${open ? "" : " closed"}` }, windowText(c, true));
+    const quota = open && typeof c.quota_left === "number" ? h("span", { class: "quota" }, t("repliesLeft", c.quota_left))
+      : null;
     const assignee = h("span", { class: "assignee" }, c.assignee ? t("assignedTo", c.assignee) : t("unassigned"));
-    $("conv-meta").replaceChildren(status, window, assignee);
+    $("conv-meta").replaceChildren(...[status, window, quota, assignee].filter(Boolean));
     $("assign").hidden = c.assignee === this.app.agent.name;
     $("close").hidden = c.status === "closed";
     $("reopen").hidden = c.status !== "closed";

@@ -27,6 +27,7 @@ const STRINGS = {
     hoursLeft: (h, m) => (h > 0 ? `${h} h ${m} min left to reply` : `${m} min left to reply`),
     hoursLeftShort: (h, m) => (h > 0 ? `${h} h left` : `${m} min left`),
     cannotReply: "cannot reply",
+    repliesLeft: (n) => (n === 1 ? "1 reply left" : `${n} replies left`),
     cannotReplyWhy: "You cannot reply: the user has not written within 48 hours, or this window's replies are used up. "
       + "The user must write again first. Private notes still work.",
     assignToMe: "Assign to me",
@@ -131,6 +132,7 @@ const STRINGS = {
     hoursLeft: (h, m) => (h > 0 ? `还可回复 ${h} 小时 ${m} 分钟` : `还可回复 ${m} 分钟`),
     hoursLeftShort: (h, m) => (h > 0 ? `剩 ${h} 小时` : `剩 ${m} 分钟`),
     cannotReply: "无法回复",
+    repliesLeft: (n) => `还可发 ${n} 条`,
     cannotReplyWhy: "无法回复：用户 48 小时内没有发消息，或本时段的回复条数已用完。需等用户再次发消息。仍可添加内部备注。",
     assignToMe: "分配给我",
     assignedTo: (name) => `已分配给 ${name}`,
