@@ -5,9 +5,10 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from playwright.sync_api import Page, Request, expect
+from playwright.sync_api import Browser, Page, Request, expect
 
 from tests.browser.conftest import PHONE, eventually, log_in, png, screenshot
+from tests.service import Service
 
 # Records the browser notifications the page shows (the real constructor still runs).
 RECORD_NOTIFICATIONS = """
@@ -188,3 +189,26 @@ def test_admin_retries_a_dead_letter_edits_canned_replies_and_manages_agents(ope
     expect(inbox.locator("#composer-text")).to_have_value("We answer from 9:00 to 18:00.")
     inbox.press("#composer-text", "Enter")
     expect(sandbox.locator(".theirs .bubble")).to_have_text(["Let me check.", "We answer from 9:00 to 18:00."])
+
+
+def test_first_admin_is_made_through_the_set_up_link(start_service: Callable[..., Service], browser: Browser):
+    service = start_service(RELAY_DESK="inbox")  # no agent yet: the service logs a one-time link
+    link = re.search(r'"setup_link": "(/inbox#setup=[^"]+)"', service.logs()).group(1)
+    context = browser.new_context(viewport=PHONE)
+    try:
+        page = context.new_page()
+        page.goto(service.url + link)
+        page.fill("#setup-name", "chief")
+        page.fill("#setup-password", "a long passphrase")
+        page.fill("#setup-password-again", "a long passphrase!")
+        page.press("#setup-password-again", "Enter")
+        expect(page.locator("#setup-error")).to_have_text("The two passwords differ.")
+        page.fill("#setup-password-again", "a long passphrase")
+        page.press("#setup-password-again", "Enter")
+        expect(page.locator("#me")).to_have_text("chief")
+        expect(page.locator("#nav-admin")).to_be_visible()  # an admin
+        assert "setup" not in page.url  # the used link is gone from the address bar
+        page.reload()
+        expect(page.locator("#app-view")).to_be_visible()  # the session outlives a reload
+    finally:
+        context.close()
