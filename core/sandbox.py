@@ -17,7 +17,6 @@ import email.parser
 import email.policy
 import itertools
 import json
-import mimetypes
 import re
 import secrets
 import time
@@ -31,6 +30,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from core import logs
+from core.desks.inbox.static import StaticFiles
 from core.errors import BadRequest, MethodNotAllowed, NotFound
 from core.web import Request, Response
 
@@ -160,6 +160,7 @@ class Sandbox:
         self.chats = Chats(clock)
         self.transport = OpenApiStandIn(self.chats)
         self.api_host = urlsplit(api_base).netloc  # host, and port when WX_API_BASE names one
+        self.files = StaticFiles(STATIC)
         log.warning("SANDBOX IS ON (RELAY_SANDBOX=on): /sandbox is open to anyone and the relay's WeChat "
                     "sends go to an in-process stand-in, never to WeChat. Never switch it on in production.",
                     extra={"api_host": self.api_host})
@@ -174,9 +175,7 @@ class Sandbox:
         path = request.path.removeprefix("/sandbox").strip("/")
         if path.startswith("api/"):
             return await self._api(request, path.removeprefix("api/"), intake)
-        if request.method != "GET":
-            raise MethodNotAllowed("use GET")
-        return _static(path or "index.html")
+        return self.files.serve(request, path)
 
     async def _api(self, request: Request, route: str, intake: Intake) -> Response:
         if route.startswith("media/") and request.method == "GET":
@@ -230,16 +229,6 @@ class Sandbox:
             return answer
         added = self.chats.add(openid, True, **entry)
         return Response.json(asdict(added), 201)
-
-
-def _static(name: str) -> Response:
-    path = STATIC / name
-    if "/" in name or name.startswith(".") or not path.is_file():
-        raise NotFound("no such file")
-    content_type = mimetypes.guess_type(name)[0] or "application/octet-stream"
-    if content_type.startswith("text/") or content_type.endswith("javascript"):
-        content_type += "; charset=utf-8"
-    return Response(200, path.read_bytes(), {"content-type": content_type, "cache-control": "no-cache"})
 
 
 def _json_body(request: Request) -> dict[str, Any]:

@@ -26,8 +26,10 @@ PASSWORD = "correct horse battery"
 SCREENSHOTS = os.environ.get("INBOX_SCREENSHOTS")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """One browser per module: Playwright's sync API runs an event loop while it is open, which must be
+    closed again before the asyncio tests of other modules run."""
     if not CHROMIUM.exists():
         pytest.skip(f"no Chromium at {CHROMIUM}: install Debian's package (apt-get install -y chromium); "
                     ".ci/run does it")

@@ -103,6 +103,13 @@ def test_refused_reply_shows_not_delivered_and_cannot_reply(open_page: Callable[
     expect(inbox.locator(".conversation .window")).to_have_text("cannot reply")
     assert sandbox.locator(".theirs").count() == 0
 
+    inbox.click("#close")  # the list follows it to the Closed tab, loaded when first shown
+    expect(inbox.locator("#tab-closed")).to_have_attribute("aria-selected", "true")
+    expect(inbox.locator(".conversation", has_text="Sorry for the wait")).to_be_visible()
+    inbox.click("#reopen")
+    expect(inbox.locator("#tab-open")).to_have_attribute("aria-selected", "true")
+    expect(inbox.locator(".conversation", has_text="Sorry for the wait")).to_be_visible()
+
 
 def test_page_polls_when_the_event_stream_cannot_be_held_and_notifies(open_page: Callable[..., Page]):
     inbox = open_page("/inbox", init_script=RECORD_NOTIFICATIONS, permissions=["notifications"])

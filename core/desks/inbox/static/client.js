@@ -48,7 +48,9 @@ export const api = {
   setup: (token, name, password) => call("POST", "/setup", { token, name, password }),
   logout: () => call("POST", "/logout", {}),
 
-  conversations: () => call("GET", "/conversations"),
+  conversations: (status, limit, before) =>
+    call("GET", `/conversations?status=${status}&limit=${limit}${before ? `&before=${encodeURIComponent(before)}` : ""}`),
+  conversation: (id) => call("GET", conversation(id)),
   messages: (id, before) => call("GET", `${conversation(id)}/messages${before ? `?before=${before}` : ""}`),
   reply: (id, message) => call("POST", `${conversation(id)}/reply`, { client_id: crypto.randomUUID(), ...message }),
   note: (id, text) => call("POST", `${conversation(id)}/note`, { text }),

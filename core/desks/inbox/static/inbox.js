@@ -12,12 +12,14 @@ import { listen } from "./live.js";
 
 const TICK_MS = 30000; // the reply windows count down on screen
 const REFRESH_DEBOUNCE_MS = 150;
+const PAGE = { open: 200, waiting: 200, closed: 50 }; // conversations a tab loads at first (200: the API's most)
 
 class App {
   constructor() {
     this.agent = null;
     this.loaded = false;
-    this.conversations = [];
+    this.lists = { open: [], waiting: [], closed: null }; // per tab; closed ones load when first shown
+    this.more = { open: false, waiting: false, closed: false };
     this.tab = "open";
     this.stopLive = null;
     this.pending = null;
@@ -50,10 +52,9 @@ class App {
         return;
       }
       try {
-        const answer = await api.setup(token, $("setup-name").value.trim(), $("setup-password").value);
-        history.replaceState(null, "", location.pathname);
-        await this.signedIn(answer.csrf_token ? answer : await api.login($("setup-name").value.trim(),
-          $("setup-password").value));
+        const session = await api.setup(token, $("setup-name").value.trim(), $("setup-password").value);
+        history.replaceState(null, "", location.pathname); // the link is used: out of the address bar
+        await this.signedIn(session);
       } catch (error) {
         $("setup-error").textContent = error.status === 400 ? t("failed", error.message) : t("setupFailed");
       }
@@ -66,6 +67,7 @@ class App {
     this.stopLive = null;
     this.agent = null;
     this.loaded = false;
+    this.lists = { open: [], waiting: [], closed: null };
     setCsrfToken(null);
     showOnly($("login-view"), $("login-view"), $("setup-view"), $("app-view"));
     document.title = t("appName");
@@ -119,7 +121,7 @@ class App {
     }
     const match = path.match(/^\/c\/(.+)$/);
     const id = match ? decodeURIComponent(match[1]) : null;
-    const conversation = id && this.conversations.find((c) => c.id === id);
+    const conversation = id && (this.find(id) || await api.conversation(id).then((a) => a.conversation, () => null));
     $("inbox-pane").dataset.show = conversation ? "conversation" : "list";
     showOnly(conversation ? $("conversation-body") : $("conversation-empty"),
       $("conversation-body"), $("conversation-empty"));
@@ -132,20 +134,50 @@ class App {
     this.renderList();
   }
 
+  /** Every conversation loaded, whatever its tab. */
+  get conversations() {
+    return TABS.flatMap((tab) => this.lists[tab] || []);
+  }
+
+  find(id) {
+    return this.conversations.find((c) => c.id === id);
+  }
+
   renderList() {
-    renderList(this.conversations, this.tab, this.conversation.id);
+    if (this.lists[this.tab] === null) this.changed(); // the closed tab, shown for the first time
+    renderList(this.lists, this.more, this.tab, this.conversation.id);
     const unread = this.conversations.reduce((sum, c) => sum + (c.unread || 0), 0);
     document.title = unread ? `(${unread}) ${t("appName")}` : t("appName");
   }
 
+  /** Each loaded tab again, as many rows as it shows (at least its first page). */
   async loadConversations() {
     const before = new Map(this.conversations.map((c) => [c.id, c]));
-    const { conversations = [] } = await api.conversations();
-    this.conversations = conversations;
+    const tabs = TABS.filter((tab) => this.lists[tab] !== null || tab === this.tab);
+    const pages = await Promise.all(tabs.map((tab) => {
+      const limit = Math.min(200, Math.max(PAGE[tab], (this.lists[tab] || []).length));
+      return api.conversations(tab, limit).then((answer) => [tab, answer.conversations || [], limit]);
+    }));
+    for (const [tab, rows, limit] of pages) {
+      this.lists[tab] = rows;
+      this.more[tab] = rows.length >= limit;
+    }
     if (this.loaded) this.notifyNew(before); // the first load of a session is not news
     this.loaded = true;
-    const open = this.conversation.id && conversations.find((c) => c.id === this.conversation.id);
+    const open = this.conversation.id && this.find(this.conversation.id);
     if (open) await this.conversation.show(open);
+    this.renderList();
+  }
+
+  /** The next page of the tab shown, after its oldest row. */
+  async loadMore() {
+    const tab = this.tab;
+    const shown = this.lists[tab] || [];
+    const last = shown.length ? shown[shown.length - 1].last_message : null;
+    const { conversations = [] } = await api.conversations(tab, PAGE[tab], last && last.id);
+    const known = new Set(shown.map((c) => c.id));
+    this.lists[tab] = [...shown, ...conversations.filter((c) => !known.has(c.id))];
+    this.more[tab] = conversations.length >= PAGE[tab];
     this.renderList();
   }
 
@@ -229,6 +261,7 @@ class App {
         this.renderList();
       });
     }
+    $("list-more").addEventListener("click", () => this.loadMore().catch((error) => this.fail(error)));
     $("tabs").addEventListener("keydown", (event) => {
       const step = { ArrowRight: 1, ArrowLeft: -1 }[event.key];
       if (!step) return;

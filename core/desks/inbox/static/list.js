@@ -11,22 +11,26 @@ export function tabOf(conversation) {
   return TABS.includes(conversation.status) ? conversation.status : "open";
 }
 
-/** Render the tab counts and the rows of `tab`; `selected` is the open conversation's id. */
-export function renderList(conversations, tab, selected) {
+/**
+ * Render the tab counts and the rows of `tab`. `lists` maps a tab to its loaded conversations (null:
+ * not loaded yet), `more` to whether older ones exist; `selected` is the open conversation's id.
+ */
+export function renderList(lists, more, tab, selected) {
   for (const name of TABS) {
     const button = $(`tab-${name}`);
-    const inTab = conversations.filter((c) => tabOf(c) === name);
+    const inTab = lists[name] || [];
     const unread = inTab.reduce((sum, c) => sum + (c.unread || 0), 0);
     button.setAttribute("aria-selected", String(name === tab));
     button.tabIndex = name === tab ? 0 : -1;
     const count = button.querySelector(".count");
-    count.textContent = inTab.length ? String(inTab.length) : "";
+    count.textContent = inTab.length ? `${inTab.length}${more[name] ? "+" : ""}` : "";
     count.classList.toggle("has-unread", unread > 0);
     count.title = unread ? t("unread", unread) : "";
   }
-  const rows = conversations.filter((c) => tabOf(c) === tab).map((c) => row(c, c.id === selected));
+  const rows = (lists[tab] || []).map((c) => row(c, c.id === selected));
   $("conversation-list").replaceChildren(...rows);
-  $("list-empty").hidden = rows.length > 0;
+  $("list-empty").hidden = rows.length > 0 || lists[tab] === null;
+  $("list-more").hidden = !more[tab];
 }
 
 function row(conversation, current) {
