@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 
 from quart import Quart, request
@@ -39,15 +40,18 @@ def create_app(settings: Settings | None = None) -> Quart:
     @app.route("/<path:path>", methods=METHODS)
     async def everything(path: str) -> QuartResponse:
         relay = state["relay"]
+        head = Request(request.method, "/" + path, request.args.to_dict(),
+                       {k.lower(): v for k, v in request.headers.items()},
+                       remote=request.remote_addr or "", scheme=request.scheme, can_stream=True)
+        refusal = relay.refusal_before_body(head, request.content_length or 0)
         try:
-            body = await _read_body(settings.max_body, settings.body_seconds)
+            body = await _read_body(0 if refusal else settings.max_body, settings.body_seconds)
+        except TooLarge as exc:
+            answer = refusal or relay.refuse(head.path, exc)
         except RelayError as exc:
-            answer = relay.refuse("/" + path, exc)
+            answer = relay.refuse(head.path, exc)
         else:
-            answer = await relay.handle(Request(request.method, "/" + path, request.args.to_dict(),
-                                                {k.lower(): v for k, v in request.headers.items()}, body,
-                                                remote=request.remote_addr or "", scheme=request.scheme,
-                                                can_stream=True))
+            answer = await relay.handle(dataclasses.replace(head, body=body))
         return to_quart_response(answer)
 
     return app

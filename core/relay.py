@@ -48,6 +48,14 @@ log = logs.get("relay")
 SESSION_WINDOW = 60  # after user_enter_tempsession: 2 messages within 1 minute
 
 
+def group_by_id(replies: Iterable[AgentReply]) -> dict[str, list[AgentReply]]:
+    """The pieces of each reply, in order, whether or not a desk sent them side by side."""
+    groups: dict[str, list[AgentReply]] = {}
+    for reply in replies:
+        groups.setdefault(reply.id, []).append(reply)
+    return groups
+
+
 class Relay:
     def __init__(self, settings: Settings, store: SqlStore, http: httpx.AsyncClient,
                  clock: Callable[[], float] = time.time, sandbox: Sandbox | None = None) -> None:
@@ -113,6 +121,17 @@ class Relay:
         except Exception as exc:  # the store failed, say: nothing was acknowledged, so the caller sends again
             log.error("request failed", extra={"path": request.path, "error": logs.describe(exc)})
             return Response.json({"error": "the relay could not take this request now; send it again"}, 503)
+
+    def refusal_before_body(self, head: Request, length: int) -> Response | None:
+        """For a shell that streams bodies: the refusal of a push route request whose credentials fail
+        before its body is read (a stranger's body is drained, never kept)."""
+        if head.path != "/":
+            return None
+        try:
+            self.push_verifier.check_head(head, length)
+        except RelayError as exc:
+            return self.refuse(head.path, exc)
+        return None
 
     def _prefix_route(self, path: str) -> Desk[Any] | None:
         for prefix, desk in self.prefix_routes.items():
@@ -206,11 +225,8 @@ class Relay:
     async def _accept_replies(self, desk: Desk[Any], replies: Iterable[AgentReply]) -> int:
         """Queue each reply for sending once (the desk's retries are duplicates); returns how many were new.
         The pieces of a long reply share its id and are queued in one transaction, so they stay together."""
-        by_id: dict[str, list[AgentReply]] = {}
-        for reply in replies:
-            by_id.setdefault(reply.id, []).append(reply)
         fresh = 0
-        for reply_id, pieces in by_id.items():
+        for reply_id, pieces in group_by_id(replies).items():
             fresh += await self.store.accept(desk.reply_key(reply_id), self.clock(), desk.send_jobs(pieces))
         if fresh:
             self.outbox.wake()
@@ -261,8 +277,9 @@ class Relay:
         if desk is not None:
             try:
                 await desk.sent(reply)
-            except Exception:  # sent is sent: a failure here must not send it again
-                log.exception("the desk could not record a sent reply", extra={"reply": reply.id, "desk": reply.desk})
+            except Exception as exc:  # sent is sent: a failure here must not send it again
+                log.error("the desk could not record a sent reply",
+                          extra={"reply": reply.id, "desk": reply.desk, "error": logs.describe(exc)})
 
     async def _undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str) -> None:
         self.metrics.deliveries.labels(JobKind.SEND, "undeliverable").inc()

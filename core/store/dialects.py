@@ -22,6 +22,16 @@ class Dialect:
     def sql(self, statement: str) -> str:
         return statement if self.name == "sqlite" else statement.replace("?", "%s")
 
+    def upsert(self, table: str, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+        """INSERT of `columns` (placeholders in order) that updates the other columns when a row with the
+        same `keys` exists: one statement, so concurrent writers of one row never collide."""
+        insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "  # noqa: S608 - names are the caller's constants
+        updated = [column for column in columns if column not in keys]
+        if self.name == "sqlite":
+            return insert + f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + \
+                ", ".join(f"{column} = excluded.{column}" for column in updated)
+        return insert + "ON DUPLICATE KEY UPDATE " + ", ".join(f"{column} = VALUES({column})" for column in updated)
+
 
 _TABLES = {
     "schema_version": "(version INTEGER NOT NULL PRIMARY KEY)",

@@ -51,3 +51,18 @@ async def test_prune_forgets_old_messages_pictures_and_idle_conversations(inbox)
     assert await inbox.picture(2) is None
     assert [c["id"] for c in await inbox.conversations(1, NOW, None, None, None, 100)] == ["app:mixed"]
     assert await inbox.events_after(0, 100) == []  # events older than half a day are gone too
+
+
+async def test_concurrent_writers_of_one_conversation_never_deadlock(inbox):
+    await user_writes(inbox, "u", "app:0", NOW)
+    agent = await inbox.add_agent("a", "scrypt$x", False, NOW)
+    work = []
+    for n in range(1, 101):
+        work += [user_writes(inbox, "u", f"app:{n}", NOW + n),
+                 inbox.update_conversation("app", "u", NOW + n, status="closed" if n % 2 else "open"),
+                 inbox.mark_read(agent.id, "app", "u", NOW + n),
+                 inbox.record_note("app", "u", NewMessage("note", "text", f"n{n}", agent.id), NOW + n)]
+    await asyncio.gather(*work)
+    assert len(await inbox.messages("app", "u", None, None, 500)) == 201
+    ids = [e["id"] for e in await inbox.events_after(0, 1000)]
+    assert ids == list(range(1, len(ids) + 1))

@@ -178,8 +178,10 @@ class ODataSocialMedia:
     async def openid_of_profile(self, profile_uuid: str) -> str | None:
         rows = await self.client.get(
             f"SocialMediaUserProfileCollection({literal(profile_uuid)})/SocialMediaUserProfileUserInformation")
+        # Ours first; then any account: intake found this profile by account id alone (one made over SOAP
+        # or on another channel), and the desk accepts only an id it linked to a user of this relay.
         ours = [r for r in rows if r.get("ExternalPartyAccountID") == self.settings.channel_id] or \
-            [r for r in rows if r.get("SocialMediaChannelCode") == self.settings.channel_code]
+            [r for r in rows if r.get("SocialMediaChannelCode") == self.settings.channel_code] or rows
         return next((str(r["SocialMediaUserAccountID"]).strip() for r in ours
                      if str(r.get("SocialMediaUserAccountID") or "").strip()), None)
 

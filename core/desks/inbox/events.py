@@ -9,10 +9,12 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from core import logs
 from core.desks.inbox.store import InboxStore
 from core.errors import BadRequest
 from core.web import Request, Response
 
+log = logs.get("inbox")
 POLL_SECONDS = 1.0  # how often a stream looks at the store
 HEARTBEAT_SECONDS = 15.0  # a comment line keeps proxies from closing a quiet stream
 STREAM_SECONDS = 300.0  # then the stream ends and EventSource reconnects with Last-Event-ID
@@ -65,6 +67,13 @@ class Events:
         return {"events": events, "last_id": events[-1]["id"] if events else last}
 
     async def _stream(self, after: int | None, still_allowed: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
+        try:
+            async for piece in self._pieces(after, still_allowed):
+                yield piece
+        except Exception as exc:  # the store went away: end the stream, the page reconnects
+            log.error("event stream ended early", extra={"error": logs.describe(exc)})
+
+    async def _pieces(self, after: int | None, still_allowed: Callable[[], Awaitable[bool]]) -> AsyncIterator[bytes]:
         last, events = await self._start(after)
         yield f"retry: {RETRY_MS}\n\n".encode()
         deadline = time.monotonic() + STREAM_SECONDS

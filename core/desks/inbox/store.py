@@ -92,7 +92,9 @@ class InboxStore:
 
     def _event(self, cur: Any, kind: str, now: float, conversation: int | None = None,
                message: int | None = None) -> None:
-        """A change the page hears of; its id is taken under the sequence row's lock, so ids commit in order."""
+        """A change the page hears of; its id is taken under the sequence row's lock, so ids commit in
+        order. Always the transaction's last write: every transaction takes that lock last, so no two
+        wait on each other (MySQL)."""
         self.sql.execute(cur, "UPDATE inbox_event_seq SET last_id = last_id + 1 WHERE id = 1")
         event_id = self._one(cur, "SELECT last_id FROM inbox_event_seq WHERE id = 1")[0]
         self.sql.execute(cur, "INSERT INTO inbox_events (id, at, kind, conversation_id, message_id) VALUES (?, ?, ?, ?, ?)",
@@ -121,7 +123,6 @@ class InboxStore:
         if message.picture:
             self.sql.execute(cur, "INSERT INTO inbox_media (message_id, content_type, data) VALUES (?, ?, ?)",
                              (message_id, message.picture.content_type, message.picture.data))
-        self._event(cur, "message", now, conversation, message_id)
         return message_id
 
     def _by_ref(self, cur: Any, ref: str | None) -> int | None:
@@ -142,6 +143,7 @@ class InboxStore:
                 "UPDATE inbox_conversations SET status = 'open', in_count = in_count + 1, last_message_id = ?,"
                 " quota_left = CASE WHEN quota_left > ? THEN quota_left ELSE ? END WHERE id = ?"),
                 (message_id, quota, quota, conversation))
+            self._event(cur, "message", now, conversation, message_id)
             return True
 
         return await self._tx(tx)
@@ -167,6 +169,7 @@ class InboxStore:
             self._read_all(cur, message.agent_id, conversation)
             dedupe_key, send_jobs = jobs(message_id)
             self.sql.accept_in(cur, dedupe_key, now, send_jobs)
+            self._event(cur, "message", now, conversation, message_id)
             return message_id, True
 
         return await self._tx(tx)
@@ -174,7 +177,11 @@ class InboxStore:
     async def record_note(self, app_id: str, openid: str, message: NewMessage, now: float) -> int | None:
         def tx(cur: Any) -> int | None:
             conversation = self._conversation_id(cur, app_id, openid)
-            return None if conversation is None else self._insert_message(cur, conversation, message, now)
+            if conversation is None:
+                return None
+            message_id = self._insert_message(cur, conversation, message, now)
+            self._event(cur, "message", now, conversation, message_id)
+            return message_id
 
         return await self._tx(tx)
 
@@ -264,14 +271,9 @@ class InboxStore:
     def _read_all(self, cur: Any, agent_id: int | None, conversation: int) -> None:
         if agent_id is None:
             return
-        if self._one(cur, "SELECT 1 FROM inbox_reads WHERE agent_id = ? AND conversation_id = ?", agent_id, conversation):
-            self.sql.execute(cur, (
-                "UPDATE inbox_reads SET read_count = (SELECT in_count FROM inbox_conversations WHERE id = ?)"
-                " WHERE agent_id = ? AND conversation_id = ?"), (conversation, agent_id, conversation))
-        else:
-            self.sql.execute(cur, (
-                "INSERT INTO inbox_reads (agent_id, conversation_id, read_count)"
-                " SELECT ?, id, in_count FROM inbox_conversations WHERE id = ?"), (agent_id, conversation))
+        count = self._one(cur, "SELECT in_count FROM inbox_conversations WHERE id = ?", conversation)[0]
+        self.sql.execute(cur, self.sql.dialect.upsert("inbox_reads", ("agent_id", "conversation_id", "read_count"),
+                                                      ("agent_id", "conversation_id")), (agent_id, conversation, count))
 
     async def mark_read(self, agent_id: int, app_id: str, openid: str, now: float) -> bool:
         def tx(cur: Any) -> bool:
@@ -292,11 +294,12 @@ class InboxStore:
         """None when the name is taken."""
 
         def tx(cur: Any) -> Agent | None:
-            if self._one(cur, "SELECT 1 FROM inbox_agents WHERE name = ?", name):
+            try:
+                agent_id = self.sql.insert(cur, (
+                    "INSERT INTO inbox_agents (name, password_hash, admin, created_at) VALUES (?, ?, ?, ?)"),
+                    (name, password_hash, int(admin), now))
+            except self.sql.dialect.integrity_errors:
                 return None
-            agent_id = self.sql.insert(cur, (
-                "INSERT INTO inbox_agents (name, password_hash, admin, created_at) VALUES (?, ?, ?, ?)"),
-                (name, password_hash, int(admin), now))
             self._event(cur, "agents", now)
             return Agent(agent_id, name, admin)
 
