@@ -2,7 +2,8 @@
 
 Two halves, both inside the relay's process:
 - the page's API (`/sandbox/api/...`) turns what the developer types into Cloud Run-shaped pushes and
-  hands them to the relay's real intake (`POST /` with the `x-wx-*` headers Cloud Run adds);
+  hands them to the relay's real intake (a POST on the push path, `WX_PUSH_PATH`, with the `x-wx-*`
+  headers Cloud Run adds);
 - `OpenApiStandIn`, an httpx transport mounted on the relay's HTTP client for the WeChat API host and
   the sandbox's picture host, answers the relay's calls as the open API would and keeps each send as
   the user's chat, which the page polls.
@@ -33,6 +34,7 @@ from core import logs
 from core.desks.inbox.static import StaticFiles
 from core.errors import BadRequest, MethodNotAllowed, NotFound
 from core.web import Request, Response
+from core.wechat.settings import WeChatSettings
 
 log = logs.get("sandbox")
 STATIC = Path(__file__).parent / "sandbox_static"
@@ -156,10 +158,11 @@ class OpenApiStandIn(httpx.AsyncBaseTransport):
 class Sandbox:
     """The `/sandbox` routes and the stand-in they share a chat store with."""
 
-    def __init__(self, api_base: str, clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, wechat: WeChatSettings, clock: Callable[[], float] = time.time) -> None:
         self.chats = Chats(clock)
         self.transport = OpenApiStandIn(self.chats)
-        self.api_host = urlsplit(api_base).netloc  # host, and port when WX_API_BASE names one
+        self.api_host = urlsplit(wechat.api_base).netloc  # host, and port when WX_API_BASE names one
+        self.push_path = wechat.push_path
         self.files = StaticFiles(STATIC)
         log.warning("SANDBOX IS ON (RELAY_SANDBOX=on): /sandbox is open to anyone and the relay's WeChat "
                     "sends go to an in-process stand-in, never to WeChat. Never switch it on in production.",
@@ -222,7 +225,7 @@ class Sandbox:
             entry = {"type": "session", "text": session_from}
         else:
             raise BadRequest("type must be text (with text), image (with image, base64) or session")
-        answer = await intake(Request("POST", "/", {}, {
+        answer = await intake(Request("POST", self.push_path, {}, {
             "x-wx-source": "other", "x-wx-appid": APP_ID, "content-type": "application/json"},
             json.dumps(push, ensure_ascii=False).encode()))
         if answer.status != 200:

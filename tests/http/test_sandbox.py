@@ -60,6 +60,12 @@ def test_user_writes_desk_gets_it_and_reply_lands_in_the_sandbox_chat(start_serv
     assert chat(service, "bob")["messages"] == []
 
 
+def test_pushes_use_the_configured_push_path(start_service, desk):
+    service = start_service(RELAY_SANDBOX="on", WX_PUSH_PATH="/wx-push-0123456789abcdef")
+    assert write(service, openid="frank", type="text", text="hi").status_code == 201
+    assert desk.wait_for(lambda: desk.events("message"), what="the message at the desk")[0]["text"] == "hi"
+
+
 def test_pictures_both_ways(start_service, desk):
     service = start_service(RELAY_SANDBOX="on")
     sent = write(service, openid="carol", type="image", image=base64.b64encode(PICTURE).decode(),
