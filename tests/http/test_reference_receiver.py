@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,7 @@ class Receiver:
             "content-type": "application/json", "x-relay-timestamp": ts, "x-relay-signature": sign(secret, ts, body)})
 
     def rows(self, table: str) -> list[sqlite3.Row]:
-        with sqlite3.connect(self.db) as db:
+        with closing(sqlite3.connect(self.db)) as db:
             db.row_factory = sqlite3.Row
             return db.execute(f"SELECT * FROM {table} ORDER BY rowid").fetchall()
 
