@@ -52,3 +52,9 @@ def test_the_reference_receiver_checks_the_vector_and_its_window():
     assert receiver.verify(VECTOR["secret"], VECTOR["timestamp"], VECTOR["signature"], BODY, NOW)
     assert not receiver.verify(VECTOR["secret"], VECTOR["timestamp"], VECTOR["signature"], BODY, NOW + 301)
     assert not receiver.verify(VECTOR["secret"], VECTOR["timestamp"], VECTOR["signature"], BODY + b" ", NOW)
+
+
+def test_the_webhook_doc_quotes_the_vector_as_it_is():
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "webhook-desk.md").read_text()
+    for name in ("secret", "timestamp", "body", "signature"):
+        assert VECTOR[name] in doc, name
