@@ -11,6 +11,7 @@ from quart import Response as QuartResponse
 from core.config import Settings
 from core.errors import ConfigError, RelayError, RequestTimeout, TooLarge
 from core.relay import Relay
+from core.store import check_store
 from core.web import Request
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
@@ -20,6 +21,7 @@ DRAIN_MAX = 64 << 20  # an oversize body up to this size is read to its end befo
 def create_app(settings: Settings | None = None) -> Quart:
     try:
         settings = settings or Settings.from_env()
+        check_store(settings.database_url)
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
     app = Quart(__name__)

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from core import logs
+from core import __version__, logs
 from core.config import Settings
 from core.desks import REGISTRY, Desk
 from core.errors import (
@@ -76,6 +76,11 @@ class Relay:
     async def start(cls, settings: Settings) -> Relay:
         logs.setup(settings.log_level)
         store = await open_store(settings.database_url)
+        log.info("relay started", extra=settings.summary())
+        wx = settings.wechat
+        if wx.push_trust == "header" and wx.push_path == "/":
+            log.warning("pushes on / are believed on an x-wx-source header, which anyone can send when public access "
+                        "is on: set WX_PUSH_PATH to a secret path, the same in the message-push settings")
         return cls(settings, store, make_client())
 
     async def close(self) -> None:
@@ -89,7 +94,7 @@ class Relay:
         try:
             if len(request.body) > self.settings.max_body:
                 raise TooLarge(f"body over {self.settings.max_body} bytes")
-            if request.path == "/":
+            if request.path == self.settings.wechat.push_path:
                 return await self._wechat(request)
             if request.path == "/healthz":
                 return await self._health()
@@ -108,13 +113,13 @@ class Relay:
         except RelayError as exc:
             return self.refuse(request.path, exc)
         except Exception as exc:  # the store failed, say: nothing was acknowledged, so the caller sends again
-            log.error("request failed", extra={"path": request.path, "error": logs.describe(exc)})
+            log.error("request failed", extra={"path": self._route_name(request.path), "error": logs.describe(exc)})
             return Response.json({"error": "the relay could not take this request now; send it again"}, 503)
 
     def refusal_before_body(self, head: Request, length: int) -> Response | None:
         """For a shell that streams bodies: the refusal of a push route request whose credentials fail
         before its body is read (a stranger's body is drained, never kept)."""
-        if head.path != "/":
+        if head.path != self.settings.wechat.push_path:
             return None
         try:
             self.push_verifier.check_head(head, length)
@@ -128,9 +133,15 @@ class Relay:
                 return desk
         return None
 
+    def _route_name(self, path: str) -> str:
+        """A path for logs and metrics: the push route is named, never spelled (it may be a secret)."""
+        return "push" if path == self.settings.wechat.push_path else path
+
     def refuse(self, path: str, error: RelayError) -> Response:
         """A refusal: one log line and a JSON error body; nothing is stored."""
-        self.metrics.refused.labels(path if path in ("/", *self.callback_routes) else "other", str(error.status)).inc()
+        path = self._route_name(path)
+        self.metrics.refused.labels(path if path in ("push", *self.callback_routes) else "other",
+                                    str(error.status)).inc()
         log.warning("request refused", extra={"path": path, "status": error.status, "error": error.message})
         return Response.json({"error": error.message}, error.status, error.headers)
 
@@ -139,8 +150,8 @@ class Relay:
             await self.store.ping()
         except Exception as exc:
             log.error("health check: store unreachable", extra={"error": type(exc).__name__})
-            return Response.json({"status": "unavailable", "store": "unreachable"}, 503)
-        return Response.json({"status": "ok", "store": "reachable"})
+            return Response.json({"status": "unavailable", "store": "unreachable", "version": __version__}, 503)
+        return Response.json({"status": "ok", "store": "reachable", "version": __version__})
 
     async def _wechat(self, request: Request) -> Response:
         verified = self.push_verifier.verify(request)

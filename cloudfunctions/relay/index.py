@@ -18,6 +18,7 @@ from core import logs
 from core.config import Settings
 from core.errors import ConfigError, RelayError
 from core.relay import Relay
+from core.store import check_store
 from core.web import Request, Response
 from core.wechat.push import Identity, is_probe
 
@@ -38,7 +39,8 @@ def main_handler(event: dict[str, Any], context: dict[str, Any] | None) -> Any:
 async def _get_relay() -> Relay:
     global _relay
     if _relay is None:
-        settings = Settings.from_env()
+        settings = Settings.from_env(store_explicit=True)  # a function's local files do not last
+        check_store(settings.database_url)
         if not settings.wechat.secret:
             raise ConfigError("WX_APPID and WX_SECRET are required in a cloud function: its sends use a stable_token")
         # WeChat pushes reach a function as push events; over HTTP access only signed
@@ -52,7 +54,11 @@ async def _dispatch(event: object, context: dict[str, Any], started: float) -> A
     if not isinstance(event, dict):
         log.warning("event refused", extra={"error": "an event must be a JSON object"})
         return {"error": "an event must be a JSON object"}
-    relay = await _get_relay()
+    try:
+        relay = await _get_relay()
+    except ConfigError as exc:
+        log.error("configuration error", extra={"error": str(exc)})
+        return {"error": f"configuration error: {exc}"}
     limit = float(context.get("time_limit_in_ms") or DEFAULT_TIME_LIMIT_MS) / 1000
 
     def budget(cap: float = ANSWER_WITHIN) -> float:

@@ -6,6 +6,7 @@ from typing import Any
 
 from core.desks.base import Callback, Delivered, Desk, DeskSettings
 from core.desks.c4c import C4CDesk
+from core.desks.easemob import EasemobDesk
 from core.desks.echat import EchatDesk
 from core.desks.webhook import WebhookDesk
 
@@ -14,6 +15,7 @@ REGISTRY: dict[str, type[Desk[Any]]] = {
         WebhookDesk,
         C4CDesk,
         EchatDesk,
+        EasemobDesk,
     )
 }
 

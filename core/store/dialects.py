@@ -18,6 +18,7 @@ class Dialect:
     upsert_conversation: str
     upsert_link: str
     begin: str | None  # statement that opens a write transaction, or None to use conn.begin()
+    explain: Callable[[BaseException], str]  # a connection failure as one line naming what to fix
 
     def sql(self, statement: str) -> str:
         return statement if self.name == "sqlite" else statement.replace("?", "%s")
@@ -82,6 +83,7 @@ def sqlite_dialect(path: str) -> Dialect:
             " updated_at = excluded.updated_at"
         ),
         begin="BEGIN IMMEDIATE",
+        explain=lambda exc: f"cannot open the SQLite file {path} (DATABASE_URL): {exc}",
     )
 
 
@@ -125,7 +127,23 @@ def mysql_dialect(url: str) -> Dialect:
             "ON DUPLICATE KEY UPDATE app_id = VALUES(app_id), openid = VALUES(openid), updated_at = VALUES(updated_at)"
         ),
         begin=None,
+        explain=lambda exc: _explain_mysql(exc, parts.hostname or "127.0.0.1", parts.port or 3306,
+                                           unquote(parts.username or "root"), database),
     )
+
+
+def _explain_mysql(exc: BaseException, host: str, port: int, user: str, database: str) -> str:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if code in (2002, 2003, 2005, 2013):
+        return f"cannot reach MySQL at {host}:{port} (MYSQL_ADDRESS or DATABASE_URL): is MySQL enabled and running?"
+    if code in (1045, 1698):  # access denied (1698: for a user without a password login)
+        return f"MySQL refused user {user!r} (MYSQL_USERNAME and MYSQL_PASSWORD, or DATABASE_URL)"
+    if code == 1044:
+        return f"MySQL user {user!r} may not use database {database!r} (grant it, or set MYSQL_DATABASE)"
+    if code == 1049:
+        return f"MySQL has no database {database!r} (MYSQL_DATABASE or DATABASE_URL): create it first"
+    message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    return f"MySQL at {host}:{port} failed: {type(exc).__name__} {code or ''} {message[:200]}".replace("  ", " ")
 
 
 def dialect_for(url: str) -> Dialect:

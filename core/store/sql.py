@@ -9,6 +9,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from core.errors import ConfigError
 from core.models import Conversation, ConversationTouch, Job, NewJob, Retention
 from core.store.dialects import Dialect, dialect_for
 
@@ -239,6 +240,20 @@ class SqlStore:
 
         # One short transaction each, so that a long prune never holds up intake.
         return {name: await self._run(delete(statement, before)) for name, (statement, before) in statements.items()}
+
+
+def check_store(url: str) -> None:
+    """Connect once, so that start-up stops with one line naming the cause and the variable to fix
+    instead of a traceback on the first push."""
+    dialect = dialect_for(url)
+    try:
+        conn = dialect.connect()
+        try:
+            conn.cursor().execute("SELECT 1")
+        finally:
+            conn.close()
+    except Exception as exc:
+        raise ConfigError(dialect.explain(exc)) from None
 
 
 async def open_store(url: str) -> SqlStore:

@@ -28,11 +28,12 @@ def text_event(text: str, msg_id: str, openid: str = "ohl4L0Rnhq7vmmbT_DaNQa4ePa
 
 
 class FunctionInstance:
-    def __init__(self, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, env: dict[str, str | None], monkeypatch: pytest.MonkeyPatch) -> None:
         for key in RELAY_VARIABLES & set(os.environ):
             monkeypatch.delenv(key)
         for key, value in env.items():
-            monkeypatch.setenv(key, value)
+            if value is not None:  # None: leave the variable unset
+                monkeypatch.setenv(key, value)
         spec = importlib.util.spec_from_file_location(f"relay_function_{next(_names)}", INDEX)
         assert spec and spec.loader
         self.module = importlib.util.module_from_spec(spec)

@@ -8,13 +8,14 @@ import base64
 import json
 import re
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
 
 from tests.conftest import fixture_json
 from tests.fakes.c4c import ODATA, FakeC4C
+from tests.fakes.easemob import FakeEasemob
 from tests.fakes.echat import FakeEchat, sample
 from tests.fakes.server import FakeServer
 from tests.fakes.webhook import HOOK, FakeWebhookDesk, post_reply
@@ -155,7 +156,46 @@ class EchatDriver(DeskDriver):
         return service.metric("relay_outbox_jobs", status="dead") >= 1
 
 
-DRIVERS: list[type[DeskDriver]] = [WebhookDriver, C4CDriver, EchatDriver]
+class EasemobDriver(DeskDriver):
+    """Each user is an IM user of the fake app writing to the kefu service number; agents answer from
+    the service number through the signed post-send callback (retried once on a non-200, as Easemob
+    does). The fake does not echo the visitors' own messages here (tests/http/test_easemob.py does)."""
+
+    name = "easemob"
+
+    def __init__(self, wechat: FakeWeChat) -> None:
+        super().__init__(wechat)
+        self.fake = self.easemob = FakeEasemob()
+        self.easemob.echo = False
+
+    def env(self) -> dict[str, str]:
+        return self.easemob.env()
+
+    def _from(self, openid: str) -> list[dict[str, Any]]:
+        return [m for m in self.easemob.to_service() if m["ext"]["weichat"]["visitor"]["openid"] == openid]
+
+    def seen(self, openid: str) -> list[str]:
+        return [m["body"]["msg"] for m in self._from(openid) if m["type"] == "txt" and "relay_notice" not in m["ext"]]
+
+    def fail_next_deliveries(self, times: int) -> None:
+        self.easemob.send_outcomes.extend([503] * times)
+
+    def reply(self, service: Service, openid: str, text: str, reply_id: str, *, forged: bool = False,
+              stale: bool = False) -> httpx.Response:
+        self.easemob.callback_url = f"{service.url}/easemob"
+        user = self.wechat.wait_for(lambda: self._from(openid), what="the visitor's IM user")[0]["from"]
+        message = {"msg_id": reply_id, "from": self.easemob.service_number, "to": user, "type": "txt",
+                   "body": {"msg": text}, "ext": {"weichat": {"agent": {"userNickname": "客服"}}}}
+        timestamp = int(time.time() * 1000) - 3_600_000 if stale else None
+        return self.easemob.post_callback(self.easemob.callback_body(
+            message, timestamp=timestamp, secret="forged" if forged else None))
+
+    def refusal_reported(self, service: Service, openid: str, text: str) -> bool:
+        """A note from the visitor's IM user, marked as the relay's, in the kefu conversation."""
+        return any("relay_notice" in m["ext"] and text in m["body"]["msg"] for m in self._from(openid))
+
+
+DRIVERS: list[type[DeskDriver]] = [WebhookDriver, C4CDriver, EchatDriver, EasemobDriver]
 
 
 def user_texts(wechat: FakeWeChat, openid: str, expected: set[str]) -> list[str]:

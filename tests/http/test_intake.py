@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from core import __version__
 from tests.conftest import fixture_bytes, fresh_push
 from tests.fakes.webhook import post_reply
 from tests.fakes.wechat import SEND
@@ -130,13 +131,13 @@ def test_resource_reuse_sends_carry_from_appid(start_service, wechat, desk):
 def test_healthz_and_metrics(start_service, desk):
     service = start_service()
     health = httpx.get(f"{service.url}/healthz")
-    assert health.json() == {"status": "ok", "store": "reachable"}
+    assert health.json() == {"status": "ok", "store": "reachable", "version": __version__}
     service.post("/", fresh_push("wechat/push.text.json"), HEADERS)
     service.post("/", b"nonsense", HEADERS)
     desk.wait_for(lambda: desk.events())
     text = httpx.get(f"{service.url}/metrics").text
     assert 'relay_pushes_total{result="accepted"} 1.0' in text
-    assert 'relay_requests_refused_total{route="/",status="400"} 1.0' in text
+    assert 'relay_requests_refused_total{route="push",status="400"} 1.0' in text
     assert 'relay_outbox_jobs{status="pending"}' in text
     assert "WEBHOOK" not in text and "webhook-secret" not in service.logs()
 

@@ -77,9 +77,14 @@ def test_mysql_variables_without_address_keep_sqlite():
     ({"RELAY_DESK": "webhook", "WEBHOOK_URL": "https://desk.example.com/hook"}, "WEBHOOK_SECRET"),
     ({"RELAY_ROUTES": "vip:webhook", "WEBHOOK_SECRET": "s3cret"}, "WEBHOOK_URL"),
     ({"DATABASE_URL": "postgres://x"}, "DATABASE_URL"),
+    ({"WX_PUSH_PATH": "/wx/CHANGE-ME-to-a-random-secret"}, "WX_PUSH_PATH"),
+    ({"WX_PUSH_PATH": "/short"}, "WX_PUSH_PATH"),
+    ({"WX_PUSH_PATH": "no-slash-in-front-of-it"}, "WX_PUSH_PATH"),
+    ({"RELAY_STORE_EXPLICIT": "on"}, "MYSQL_ADDRESS"),
 ], ids=["push-trust", "desk", "routes", "routes-desk", "max-body-negative", "max-body-zero", "max-body-unit",
         "max-body-superscript", "secret-without-appid", "aes-key-short", "aes-key-long", "aes-key-without-token",
-        "webhook-without-url", "webhook-without-secret", "routed-webhook-without-url", "postgres"])
+        "webhook-without-url", "webhook-without-secret", "routed-webhook-without-url", "postgres",
+        "push-path-placeholder", "push-path-short", "push-path-relative", "implicit-store"])
 def test_bad_value_raises_config_error_naming_the_variable(env, variable):
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(env)
