@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from core.desks.webhook import REPLY_KINDS
+from core.http import TIMEOUT
 from tests.fakes.webhook import post_reply
 from tests.fakes.wechat import SEND, TYPING, UPLOAD
 
@@ -101,3 +102,8 @@ def test_the_documented_undeliverable_event_is_what_the_desk_gets(start_service,
     assert post_reply(service, reply).status_code == 202
     assert desk.wait_for(lambda: desk.events("undeliverable"), what="the undeliverable event") == [documented]
     assert wechat.received(SEND, ok_only=False)[0].json()["text"]["content"] == reply["text"]
+
+
+def test_the_documented_timeout_is_the_relays():
+    assert (TIMEOUT.connect, TIMEOUT.read, TIMEOUT.write) == (5.0, 10.0, 10.0)
+    assert "5 s to accept the connection and 10 s for the answer" in DOC.read_text()
