@@ -44,6 +44,7 @@ from core.wechat.push import Identity, parse_message
 from core.wechat.verify import PushVerifier
 
 log = logs.get("relay")
+BUSY_WINDOW = 0.05  # seconds: intake counts as busy this long after a push
 SESSION_WINDOW = 60  # after user_enter_tempsession: 2 messages within 1 minute
 
 
@@ -62,13 +63,14 @@ class Relay:
         self.metrics = Metrics()
         self.wechat = WeChatApi(settings.wechat, http, self.metrics, clock)
         self.push_verifier = PushVerifier(settings.wechat, clock)
+        self._last_push = 0.0  # monotonic time of the latest push: while they come, the outbox yields to intake
         self.desks: dict[str, Desk[Any]] = {name: REGISTRY[name](settings.desks[name], http, store, clock)
                                        for name in settings.desks_in_use()}
         self.callback_routes = {path: desk for desk in self.desks.values() for path in desk.callback_paths}
         self.prefix_routes = {desk.route_prefix: desk for desk in self.desks.values() if desk.route_prefix}
         self.outbox = Outbox(store, self._run_job, self.metrics, concurrency=settings.worker_concurrency,
                              lease=settings.lease_seconds, retry_for=settings.retry_for,
-                             retention=settings.retention, clock=clock)
+                             retention=settings.retention, clock=clock, busy=self._intake_busy)
         if not self.desks:
             log.warning("no desk is configured (RELAY_DESK): pushes are stored and acknowledged, not relayed")
 
@@ -90,11 +92,15 @@ class Relay:
         await self.store.close()
 
     # -- routes -----------------------------------------------------------------------------------
+    def _intake_busy(self) -> bool:
+        return time.monotonic() - self._last_push < BUSY_WINDOW
+
     async def handle(self, request: Request) -> Response:
         try:
             if len(request.body) > self.settings.max_body:
                 raise TooLarge(f"body over {self.settings.max_body} bytes")
             if request.path == self.settings.wechat.push_path:
+                self._last_push = time.monotonic()
                 return await self._wechat(request)
             if request.path == "/healthz":
                 return await self._health()

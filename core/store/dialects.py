@@ -19,6 +19,8 @@ class Dialect:
     upsert_link: str
     begin: str | None  # statement that opens a write transaction, or None to use conn.begin()
     explain: Callable[[BaseException], str]  # a connection failure as one line naming what to fix
+    # Schema 3: jobs.fresh, set when a job starts an empty lane, so that it is not queued behind a backlog.
+    upgrade_jobs: tuple[str, ...]
 
     def sql(self, statement: str) -> str:
         return statement if self.name == "sqlite" else statement.replace("?", "%s")
@@ -66,6 +68,8 @@ def sqlite_dialect(path: str) -> Dialect:
         "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id)",
         "CREATE INDEX IF NOT EXISTS jobs_lane ON jobs (lane, status, id)",
     )
+    upgrade = ("ALTER TABLE jobs ADD COLUMN fresh SMALLINT NOT NULL DEFAULT 0",
+               "CREATE INDEX IF NOT EXISTS jobs_fresh ON jobs (status, fresh, id)")
     return Dialect(
         name="sqlite",
         connect=connect,
@@ -83,6 +87,7 @@ def sqlite_dialect(path: str) -> Dialect:
             " updated_at = excluded.updated_at"
         ),
         begin="BEGIN IMMEDIATE",
+        upgrade_jobs=upgrade,
         explain=lambda exc: f"cannot open the SQLite file {path} (DATABASE_URL): {exc}",
     )
 
@@ -111,6 +116,7 @@ def mysql_dialect(url: str) -> Dialect:
         + _JOBS_COLUMNS.format(payload="MEDIUMTEXT")
         + ", INDEX jobs_status (status, id), INDEX jobs_lane (lane, status, id))" + suffix,
     )
+    upgrade = ("ALTER TABLE jobs ADD COLUMN fresh SMALLINT NOT NULL DEFAULT 0, ADD INDEX jobs_fresh (status, fresh, id)",)
     return Dialect(
         name="mysql",
         connect=connect,
@@ -127,6 +133,7 @@ def mysql_dialect(url: str) -> Dialect:
             "ON DUPLICATE KEY UPDATE app_id = VALUES(app_id), openid = VALUES(openid), updated_at = VALUES(updated_at)"
         ),
         begin=None,
+        upgrade_jobs=upgrade,
         explain=lambda exc: _explain_mysql(exc, parts.hostname or "127.0.0.1", parts.port or 3306,
                                            unquote(parts.username or "root"), database),
     )

@@ -14,7 +14,12 @@ from core.models import Conversation, ConversationTouch, Job, NewJob, Retention
 from core.store.dialects import Dialect, dialect_for
 
 T = TypeVar("T")
-SCHEMA_VERSION = 2  # 2: links, signatures
+SCHEMA_VERSION = 3  # 2: links, signatures; 3: jobs.fresh
+_HEADS = ("SELECT id, lane, kind, payload, attempts, first_at FROM jobs j WHERE status = 'pending' AND fresh = {fresh}"
+          " AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) AND NOT EXISTS (SELECT 1 FROM jobs p"
+          " WHERE p.lane = j.lane AND p.status = 'pending' AND p.id < j.id) ORDER BY {order} LIMIT ?")
+FRESH_HEADS = _HEADS.format(fresh=1, order="j.status, j.fresh, j.id")
+OLDEST_HEADS = _HEADS.format(fresh=0, order="j.status, j.id")
 
 class SqlStore:
     """SQLite runs inline on the event loop: its statements take microseconds and a thread handoff
@@ -77,6 +82,11 @@ class SqlStore:
         def migrate(cur: Any) -> None:
             for statement in self.dialect.ddl:
                 cur.execute(statement)
+            try:
+                cur.execute("SELECT fresh FROM jobs WHERE 1 = 0")
+            except Exception:  # a table made by schema 2 or before
+                for statement in self.dialect.upgrade_jobs:
+                    cur.execute(statement)
             row = self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()
             if (row[0] or 0) < SCHEMA_VERSION:
                 try:
@@ -123,9 +133,12 @@ class SqlStore:
         return await self._run(tx)
 
     def _insert_jobs(self, cur: Any, jobs: list[NewJob], now: float) -> None:
+        """A job that starts an empty lane is `fresh`: claimed before the heads of a backlog."""
         for lane, kind, payload in jobs:
-            self._exec(cur, "INSERT INTO jobs (lane, kind, payload, due_at, first_at) VALUES (?, ?, ?, ?, ?)",
-                       (lane, kind, payload, now, now))
+            self._exec(cur, (
+                "INSERT INTO jobs (lane, kind, payload, due_at, first_at, fresh) SELECT ?, ?, ?, ?, ?,"
+                " CASE WHEN EXISTS (SELECT 1 FROM jobs p WHERE p.lane = ? AND p.status = 'pending') THEN 0 ELSE 1 END"),
+                (lane, kind, payload, now, now, lane))
 
     async def enqueue(self, jobs: list[NewJob], now: float) -> None:
         await self._run(lambda cur: self._insert_jobs(cur, jobs, now))
@@ -167,15 +180,15 @@ class SqlStore:
     async def claim(self, owner: str, now: float, limit: int, lease: float) -> list[Job]:
         """Lease up to `limit` due jobs, each the oldest pending one of its lane (order per lane).
 
-        The scan walks pending jobs in id order (index jobs_status) and stops at `limit`: lane heads are
-        the oldest jobs, so a backlog behind them costs one index probe each, not a sort of the table."""
+        Fresh jobs (those that started an empty lane: a user who is not part of a backlog) come first, in
+        order, so that a backlog in other conversations never delays them; then the oldest lane heads. Both
+        scans walk an index in order and stop at `limit` (jobs_fresh, jobs_status): a backlog behind the
+        heads costs one index probe each, not a sort of the table."""
 
         def tx(cur: Any) -> list[Job]:
-            rows = self._exec(cur, (
-                "SELECT id, lane, kind, payload, attempts, first_at FROM jobs j"
-                " WHERE status = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
-                " AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.lane = j.lane AND p.status = 'pending'"
-                " AND p.id < j.id) ORDER BY j.status, j.id LIMIT ?"), (now, now, limit)).fetchall()
+            rows = self._exec(cur, FRESH_HEADS, (now, now, limit)).fetchall()
+            if len(rows) < limit:
+                rows += self._exec(cur, OLDEST_HEADS, (now, now, limit - len(rows))).fetchall()
             claimed = []
             for row in rows:
                 cur2 = self._exec(cur, (
