@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import quote
 
 from core import __version__
-from core.desks import REGISTRY, Desk, DeskSettings
+from core.desks import DEFAULT_DESK, REGISTRY, Desk, DeskSettings
 from core.env import EnvReader
 from core.errors import ConfigError
 from core.models import Retention
@@ -27,7 +27,7 @@ Registry = Mapping[str, type[Desk[Any]]]
 class Settings:
     database_url: str = "sqlite:///relay.db"
     wechat: WeChatSettings = field(default_factory=WeChatSettings)
-    desk: str | None = None
+    desk: str | None = DEFAULT_DESK
     routes: tuple[tuple[str, str], ...] = ()
     max_body: int = 1 << 20
     body_seconds: float = 10.0  # a request body must arrive within this
@@ -52,7 +52,7 @@ class Settings:
         settings = cls(
             database_url=_database_url(env, env.flag("RELAY_STORE_EXPLICIT", store_explicit)),
             wechat=WeChatSettings.from_env(env),
-            desk=env.optional_choice("RELAY_DESK", names),
+            desk=env.optional_choice("RELAY_DESK", names) or (DEFAULT_DESK if DEFAULT_DESK in registry else None),
             routes=_routes(env.str("RELAY_ROUTES") or "", names),
             max_body=env.int("RELAY_MAX_BODY", 1 << 20),
             body_seconds=env.int("RELAY_BODY_TIMEOUT", 10),

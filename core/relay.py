@@ -70,9 +70,8 @@ class Relay:
         self.prefix_routes = {desk.route_prefix: desk for desk in self.desks.values() if desk.route_prefix}
         self.outbox = Outbox(store, self._run_job, self.metrics, concurrency=settings.worker_concurrency,
                              lease=settings.lease_seconds, retry_for=settings.retry_for,
-                             retention=settings.retention, clock=clock, busy=self._intake_busy)
-        if not self.desks:
-            log.warning("no desk is configured (RELAY_DESK): pushes are stored and acknowledged, not relayed")
+                             retention=settings.retention, clock=clock, busy=self._intake_busy,
+                             housekeeping=[desk.housekeeping for desk in self.desks.values()])
 
     @classmethod
     async def start(cls, settings: Settings) -> Relay:
@@ -83,7 +82,10 @@ class Relay:
         if wx.push_trust == "header" and wx.push_path == "/":
             log.warning("pushes on / are believed on an x-wx-source header, which anyone can send when public access "
                         "is on: set WX_PUSH_PATH to a secret path, the same in the message-push settings")
-        return cls(settings, store, make_client())
+        relay = cls(settings, store, make_client())
+        for desk in relay.desks.values():
+            await desk.open()
+        return relay
 
     async def close(self) -> None:
         for desk in self.desks.values():
@@ -109,7 +111,11 @@ class Relay:
                                 {"content-type": self.metrics.content_type})
             served = self._prefix_route(request.path)
             if served is not None:
-                return await served.serve(request)
+                try:
+                    return await served.serve(request)
+                finally:
+                    if request.method not in ("GET", "HEAD"):
+                        self.outbox.wake()  # the desk may have queued a reply or retried a job
             desk = self.callback_routes.get(request.path)
             if desk is None:
                 raise NotFound("no such route (or its desk is not configured)")
@@ -233,8 +239,7 @@ class Relay:
         The pieces of a long reply share its id and are queued in one transaction, so they stay together."""
         fresh = 0
         for reply_id, pieces in group_by_id(replies).items():
-            fresh += await self.store.accept(f"reply:{desk.name}:{reply_id}", self.clock(),
-                                             [NewJob(desk.reply_lane(p), JobKind.SEND, p.to_json()) for p in pieces])
+            fresh += await self.store.accept(desk.reply_key(reply_id), self.clock(), desk.send_jobs(pieces))
         if fresh:
             self.outbox.wake()
         return fresh
@@ -281,6 +286,12 @@ class Relay:
             await self._undeliverable(reply, exc.reason, exc.errcode, str(exc))
             return None
         log.info("reply sent", extra={"reply": reply.id, "desk": reply.desk, "kind": reply.kind})
+        if desk is not None:
+            try:
+                await desk.sent(reply)
+            except Exception as exc:  # sent is sent: a failure here must not send it again
+                log.error("the desk could not record a sent reply",
+                          extra={"reply": reply.id, "desk": reply.desk, "error": logs.describe(exc)})
 
     async def _undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str) -> None:
         self.metrics.deliveries.labels(JobKind.SEND, "undeliverable").inc()

@@ -89,14 +89,24 @@ async def _http(relay: Relay, event: dict[str, Any]) -> dict[str, Any]:
         query={k: str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
         headers={k.lower(): str(v) for k, v in (event.get("headers") or {}).items()},
         body=raw,
+        remote=str((event.get("requestContext") or {}).get("sourceIp") or ""),
     )
     try:
         response = await relay.handle(request)
     except Exception:  # the store is down, say: an error answer, so the caller retries
         log.exception("request failed", extra={"path": request.path})
         response = Response.json({"error": "internal error"}, 500)
-    return {"isBase64Encoded": False, "statusCode": response.status, "headers": dict(response.headers),
-            "body": response.body.decode()}
+    return to_integrated_response(response)
+
+
+def to_integrated_response(response: Response) -> dict[str, Any]:
+    """Core's answer as an integrated response: text as it is, anything else (a picture) in base64."""
+    content_type = response.headers.get("content-type", "")
+    if content_type.startswith(("text/", "application/json", "application/javascript")):
+        return {"isBase64Encoded": False, "statusCode": response.status, "headers": dict(response.headers),
+                "body": response.body.decode()}
+    return {"isBase64Encoded": True, "statusCode": response.status, "headers": dict(response.headers),
+            "body": base64.b64encode(response.body).decode()}
 
 
 def _identity(context: dict[str, Any]) -> Identity:

@@ -25,6 +25,16 @@ class Dialect:
     def sql(self, statement: str) -> str:
         return statement if self.name == "sqlite" else statement.replace("?", "%s")
 
+    def upsert(self, table: str, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+        """INSERT of `columns` (placeholders in order) that updates the other columns when a row with the
+        same `keys` exists: one statement, so concurrent writers of one row never collide."""
+        insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "  # noqa: S608 - names are the caller's constants
+        updated = [column for column in columns if column not in keys]
+        if self.name == "sqlite":
+            return insert + f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + \
+                ", ".join(f"{column} = excluded.{column}" for column in updated)
+        return insert + "ON DUPLICATE KEY UPDATE " + ", ".join(f"{column} = VALUES({column})" for column in updated)
+
 
 _TABLES = {
     "schema_version": "(version INTEGER NOT NULL PRIMARY KEY)",
@@ -50,6 +60,63 @@ _JOBS_COLUMNS = (
     " last_error TEXT"
 )
 
+# The built-in inbox (core/desks/inbox): `{id}`, `{text}` and `{blob}` become each database's types;
+# indexes are (name, columns, unique). Event ids come from inbox_event_seq, taken in the writing
+# transaction, so they commit in order and a reader polling `id > last` never skips one.
+_INBOX_TABLES: dict[str, tuple[str, tuple[tuple[str, str, bool], ...]]] = {
+    "inbox_agents": (
+        "({id}, name VARCHAR(64) NOT NULL, password_hash VARCHAR(255) NOT NULL, admin INTEGER NOT NULL DEFAULT 0,"
+        " disabled INTEGER NOT NULL DEFAULT 0, created_at DOUBLE NOT NULL)",
+        (("inbox_agents_name", "name", True),)),
+    "inbox_sessions": (
+        "(token_hash CHAR(64) NOT NULL PRIMARY KEY, agent_id BIGINT NOT NULL, created_at DOUBLE NOT NULL,"
+        " expires_at DOUBLE NOT NULL)",
+        (("inbox_sessions_agent", "agent_id", False),)),
+    "inbox_setup_tokens": ("(token_hash CHAR(64) NOT NULL PRIMARY KEY, expires_at DOUBLE NOT NULL)", ()),
+    "inbox_login_failures": (
+        "({id}, throttle_key VARCHAR(255) NOT NULL, failed_at DOUBLE NOT NULL)",
+        (("inbox_login_failures_key", "throttle_key, failed_at", False),)),
+    "inbox_conversations": (
+        "({id}, app_id VARCHAR(64) NOT NULL, openid VARCHAR(128) NOT NULL,"
+        " status VARCHAR(16) NOT NULL DEFAULT 'open', assignee_id BIGINT, in_count INTEGER NOT NULL DEFAULT 0,"
+        " quota_left INTEGER NOT NULL DEFAULT 0, last_message_id BIGINT NOT NULL DEFAULT 0)",
+        (("inbox_conversations_user", "app_id, openid", True),
+         ("inbox_conversations_status", "status, last_message_id", False),
+         ("inbox_conversations_recent", "last_message_id", False))),
+    "inbox_messages": (
+        "({id}, conversation_id BIGINT NOT NULL, direction VARCHAR(8) NOT NULL, kind VARCHAR(32) NOT NULL,"
+        " text {text}, at DOUBLE NOT NULL, agent_id BIGINT, state VARCHAR(16), reason VARCHAR(32),"
+        " detail VARCHAR(255), has_media INTEGER NOT NULL DEFAULT 0, ref VARCHAR(255))",
+        (("inbox_messages_page", "conversation_id, id", False), ("inbox_messages_at", "at", False),
+         ("inbox_messages_ref", "ref", True))),
+    "inbox_media": ("(message_id BIGINT NOT NULL PRIMARY KEY, content_type VARCHAR(64) NOT NULL, data {blob} NOT NULL)",
+                    ()),
+    "inbox_reads": (
+        "(agent_id BIGINT NOT NULL, conversation_id BIGINT NOT NULL, read_count INTEGER NOT NULL,"
+        " PRIMARY KEY (agent_id, conversation_id))", ()),
+    "inbox_canned": ("({id}, title VARCHAR(100) NOT NULL, text {text} NOT NULL, updated_at DOUBLE NOT NULL)", ()),
+    "inbox_events": (
+        "(id BIGINT NOT NULL PRIMARY KEY, at DOUBLE NOT NULL, kind VARCHAR(16) NOT NULL, conversation_id BIGINT,"
+        " message_id BIGINT)",
+        (("inbox_events_at", "at", False),)),
+    "inbox_event_seq": ("(id INTEGER NOT NULL PRIMARY KEY, last_id BIGINT NOT NULL)", ()),
+}
+
+
+def _inbox_ddl(types: dict[str, str], suffix: str, inline_indexes: bool) -> tuple[str, ...]:
+    statements = []
+    for name, (body, indexes) in _INBOX_TABLES.items():
+        body = body.format(**types)
+        if inline_indexes:
+            body = body[:-1] + "".join(f", {'UNIQUE ' if unique else ''}INDEX {index} ({columns})"
+                                       for index, columns, unique in indexes) + ")"
+        statements.append(f"CREATE TABLE IF NOT EXISTS {name} {body}{suffix}")
+        if not inline_indexes:
+            statements += [f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {index} ON {name} ({columns})"
+                           for index, columns, unique in indexes]
+    return tuple(statements)
+
+
 _LINK_VALUES = "INSERT INTO links (desk, link_key, app_id, openid, updated_at) VALUES (?, ?, ?, ?, ?) "
 _UPSERT_VALUES = "INSERT INTO conversations (app_id, openid, from_appid, desk, window_until, created_at) VALUES (?, ?, ?, ?, ?, ?) "
 
@@ -67,6 +134,8 @@ def sqlite_dialect(path: str) -> Dialect:
         + _JOBS_COLUMNS.format(payload="TEXT") + ")",
         "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id)",
         "CREATE INDEX IF NOT EXISTS jobs_lane ON jobs (lane, status, id)",
+    ) + _inbox_ddl({"id": "id INTEGER PRIMARY KEY AUTOINCREMENT", "text": "TEXT", "blob": "BLOB"}, "", False) + (
+        "INSERT OR IGNORE INTO inbox_event_seq (id, last_id) VALUES (1, 0)",
     )
     upgrade = ("ALTER TABLE jobs ADD COLUMN fresh SMALLINT NOT NULL DEFAULT 0",
                "CREATE INDEX IF NOT EXISTS jobs_fresh ON jobs (status, fresh, id)")
@@ -115,6 +184,9 @@ def mysql_dialect(url: str) -> Dialect:
         "CREATE TABLE IF NOT EXISTS jobs (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
         + _JOBS_COLUMNS.format(payload="MEDIUMTEXT")
         + ", INDEX jobs_status (status, id), INDEX jobs_lane (lane, status, id))" + suffix,
+    ) + _inbox_ddl({"id": "id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY", "text": "MEDIUMTEXT",
+                    "blob": "MEDIUMBLOB"}, suffix, True) + (
+        "INSERT IGNORE INTO inbox_event_seq (id, last_id) VALUES (1, 0)",
     )
     upgrade = ("ALTER TABLE jobs ADD COLUMN fresh SMALLINT NOT NULL DEFAULT 0, ADD INDEX jobs_fresh (status, fresh, id)",)
     return Dialect(

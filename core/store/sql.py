@@ -10,11 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from core.errors import ConfigError
-from core.models import Conversation, ConversationTouch, Job, NewJob, Retention
+from core.models import Conversation, ConversationTouch, DeadLetter, Job, NewJob, Retention
 from core.store.dialects import Dialect, dialect_for
 
 T = TypeVar("T")
-SCHEMA_VERSION = 3  # 2: links, signatures; 3: jobs.fresh
+SCHEMA_VERSION = 4  # 2: links, signatures; 3: jobs.fresh; 4: the inbox (inbox_* tables)
 _HEADS = ("SELECT id, lane, kind, payload, attempts, first_at FROM jobs j WHERE status = 'pending' AND fresh = {fresh}"
           " AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) AND NOT EXISTS (SELECT 1 FROM jobs p"
           " WHERE p.lane = j.lane AND p.status = 'pending' AND p.id < j.id) ORDER BY {order} LIMIT ?")
@@ -76,6 +76,18 @@ class SqlStore:
             return work()
         return await asyncio.get_running_loop().run_in_executor(self._pool, work)
 
+    async def transaction(self, fn: Callable[[Any], T], *, write: bool = True) -> T:
+        """Run `fn(cursor)` as one transaction (a read when `write` is False): for desks' own tables."""
+        return await self._run(fn, write=write)
+
+    def execute(self, cur: Any, statement: str, params: Iterable[Any] = ()) -> Any:
+        """One statement with `?` placeholders, inside `transaction`."""
+        return self._exec(cur, statement, params)
+
+    def insert(self, cur: Any, statement: str, params: Iterable[Any] = ()) -> int:
+        """An INSERT inside `transaction`; the new row's id."""
+        return int(self._exec(cur, statement, params).lastrowid)
+
     async def open(self) -> None:
         """Create or upgrade the schema."""
 
@@ -121,16 +133,22 @@ class SqlStore:
         False means a duplicate."""
 
         def tx(cur: Any) -> bool:
-            try:
-                self._exec(cur, "INSERT INTO received (dedupe_key, received_at) VALUES (?, ?)", (dedupe_key, now))
-            except self.dialect.integrity_errors:
+            if not self.accept_in(cur, dedupe_key, now, jobs):
                 return False
             if conversation:
                 self._exec(cur, self.dialect.upsert_conversation, (*dataclasses.astuple(conversation), now))
-            self._insert_jobs(cur, jobs, now)
             return True
 
         return await self._run(tx)
+
+    def accept_in(self, cur: Any, dedupe_key: str, now: float, jobs: list[NewJob]) -> bool:
+        """`accept` inside the caller's transaction (a desk recording more in the same commit)."""
+        try:
+            self._exec(cur, "INSERT INTO received (dedupe_key, received_at) VALUES (?, ?)", (dedupe_key, now))
+        except self.dialect.integrity_errors:
+            return False
+        self._insert_jobs(cur, jobs, now)
+        return True
 
     def _insert_jobs(self, cur: Any, jobs: list[NewJob], now: float) -> None:
         """A job that starts an empty lane is `fresh`: claimed before the heads of a backlog."""
@@ -219,6 +237,32 @@ class SqlStore:
         rows = await self._run(lambda cur: self._exec(
             cur, "SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall(), write=False)
         return {"pending": 0, "dead": 0, **{status: count for status, count in rows}}
+
+    # -- dead letters -----------------------------------------------------------------------------
+    async def dead_letters(self, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
+        """Dead jobs, newest first (without their payloads)."""
+        rows = await self._run(lambda cur: self._exec(cur, (
+            "SELECT id, lane, kind, attempts, first_at, last_error FROM jobs WHERE status = 'dead' AND id < ?"
+            " ORDER BY status, id DESC LIMIT ?"), (before or 2 ** 62, limit)).fetchall(), write=False)
+        return [DeadLetter(*row) for row in rows]
+
+    async def dead_letter(self, job_id: int) -> tuple[DeadLetter, str] | None:
+        """One dead job and its payload."""
+        row = await self._run(lambda cur: self._exec(cur, (
+            "SELECT id, lane, kind, attempts, first_at, last_error, payload FROM jobs"
+            " WHERE id = ? AND status = 'dead'"), (job_id,)).fetchone(), write=False)
+        return (DeadLetter(*row[:6]), row[6]) if row else None
+
+    async def retry_dead(self, job_id: int | None, now: float) -> int:
+        """Put one dead job (or every one, `job_id` None) back in its lane, due now, with a fresh retry
+        period; returns how many."""
+        return await self._run(lambda cur: int(self._exec(cur, (
+            "UPDATE jobs SET status = 'pending', due_at = ?, first_at = ?, lease_owner = NULL, lease_until = NULL"
+            " WHERE status = 'dead' AND (? IS NULL OR id = ?)"), (now, now, job_id, job_id)).rowcount))
+
+    async def drop_dead(self, job_id: int) -> bool:
+        return bool(await self._run(lambda cur: self._exec(
+            cur, "DELETE FROM jobs WHERE id = ? AND status = 'dead'", (job_id,)).rowcount))
 
     async def signature_serves(self, key: str, request_digest: str, now: float) -> bool:
         """Record the request (its digest) a signature first came with; False when it comes with another."""

@@ -52,12 +52,18 @@ class FunctionInstance:
 
     def post(self, path: str = "/", body: bytes | str = b"", headers: dict[str, str] | None = None,
              params: dict[str, str] | None = None) -> httpx.Response:
+        return self.http("POST", path, body, headers, params)
+
+    def http(self, method: str, path: str, body: bytes | str = b"", headers: dict[str, str] | None = None,
+             params: dict[str, str] | None = None) -> httpx.Response:
         """An HTTP-access event (binary-safe: the body travels base64-encoded); the integrated response back."""
         data = body.encode() if isinstance(body, str) else body
-        answer = self.invoke({"path": path, "httpMethod": "POST", "headers": headers or {},
+        answer = self.invoke({"path": path, "httpMethod": method, "headers": headers or {},
                               "queryStringParameters": params or {}, "body": base64.b64encode(data).decode(),
-                              "isBase64Encoded": True, "requestContext": {"requestId": "r", "envId": "env"}})
-        return httpx.Response(answer["statusCode"], headers=answer["headers"], content=answer["body"].encode())
+                              "isBase64Encoded": True,
+                              "requestContext": {"requestId": "r", "envId": "env", "sourceIp": "198.51.100.7"}})
+        content = base64.b64decode(answer["body"]) if answer["isBase64Encoded"] else answer["body"].encode()
+        return httpx.Response(answer["statusCode"], headers=answer["headers"], content=content)
 
     def close(self) -> None:
         relay = self.module._relay

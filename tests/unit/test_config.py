@@ -23,10 +23,11 @@ def test_empty_environment_gives_spec_defaults():
     assert settings.database_url == "sqlite:///relay.db"
     assert settings.wechat.api_base == "http://api.weixin.qq.com"
     assert settings.wechat.push_trust == "header"
-    assert settings.desk is None
+    assert settings.desk == "inbox"  # the built-in inbox is the default desk
     assert settings.routes == ()
     assert settings.max_body == 1 << 20
-    assert settings.desks_in_use() == []
+    assert settings.desks_in_use() == ["inbox"]
+    assert settings.desks["inbox"].keep_days == 90
     assert (settings.wechat.appid, settings.wechat.secret, settings.wechat.token, settings.wechat.aes_key) == \
         (None, None, None, None)
 
@@ -104,7 +105,16 @@ def test_the_bad_values_are_fine_once_corrected():
 def test_routes_parse_in_order():
     settings = Settings.from_env({"RELAY_ROUTES": "vip:webhook,order-:webhook", **WEBHOOK})
     assert settings.routes == (("vip", "webhook"), ("order-", "webhook"))
-    assert settings.desks_in_use() == ["webhook"]
+    assert settings.desks_in_use() == ["inbox", "webhook"]  # everyone not routed: the inbox
+
+
+def test_inbox_chosen_per_entry_and_its_keep_days():
+    settings = Settings.from_env({"RELAY_DESK": "webhook", "RELAY_ROUTES": "help-:inbox",
+                                  "RELAY_INBOX_KEEP_DAYS": "30", **WEBHOOK})
+    assert settings.desks_in_use() == ["webhook", "inbox"]
+    assert settings.desks["inbox"].keep_days == 30
+    with pytest.raises(ConfigError, match="RELAY_INBOX_KEEP_DAYS"):
+        Settings.from_env({"RELAY_INBOX_KEEP_DAYS": "forever"})
 
 
 def test_routes_keep_the_order_they_are_given():
