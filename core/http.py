@@ -83,13 +83,14 @@ def check_status(response: httpx.Response, detail: str = "") -> httpx.Response:
     message = f"{response.request.method} {safe_url(str(response.request.url))}: HTTP {response.status_code}"
     message += f": {detail}" if detail else ""
     if response.status_code in (401, 403):
-        raise CredentialsRefused(message, retry_after=_retry_after(response))
+        raise CredentialsRefused(message, retry_after=retry_after(response))
     if response.status_code >= 500 or response.status_code in RETRYABLE_STATUS:
-        raise TransientDeliveryError(message, retry_after=_retry_after(response))
+        raise TransientDeliveryError(message, retry_after=retry_after(response))
     raise PermanentDeliveryError(message)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header in seconds; None when absent or a date."""
     value = response.headers.get("retry-after", "")
     return float(value) if value.isdigit() else None
 

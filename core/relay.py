@@ -211,6 +211,11 @@ class Relay:
                     return desk
         return None
 
+    def caller_waits(self, path: str) -> float | None:
+        """How long the caller of a desk's callback route waits for the answer, where its desk says."""
+        desk = self.callback_routes.get(path)
+        return desk.caller_waits if desk else None
+
     def desk_of(self, conversation: Conversation) -> str | None:
         """The desk a conversation is routed to: its own route, else RELAY_DESK."""
         return conversation.desk or self.settings.desk
@@ -274,9 +279,12 @@ class Relay:
     async def _send(self, reply: AgentReply) -> None:
         desk = self.desks.get(reply.desk)
         try:
-            reply = await desk.resolve_recipient(reply) if desk else reply
+            resolved = await desk.resolve_recipient(reply) if desk else reply
         except UnknownRecipient as exc:
             return await self._undeliverable(reply, Reason.UNKNOWN_USER, None, exc.message)
+        if resolved is None:  # for the desk itself (say, closing a thread), and done
+            return None
+        reply = resolved
         conversation = await self.store.conversation(reply.app_id, reply.openid)
         if conversation is None or self.desk_of(conversation) != reply.desk:
             return await self._undeliverable(reply, Reason.UNKNOWN_USER, None,
