@@ -8,7 +8,6 @@ import re
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -16,6 +15,7 @@ from urllib.parse import quote
 import httpx
 
 from tests.conftest import fresh_push
+from tests.polling import eventually
 from tests.service import RELAY_VARIABLES, ROOT, Service
 
 APPID = "wx8bd01c9a583478cf"
@@ -76,13 +76,7 @@ class Agent:
         return answer.json()["messages"]
 
     def wait_for(self, predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            value = predicate()
-            if value:
-                return value
-            time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        return eventually(predicate, what, timeout, every=0.05)
 
     def close(self) -> None:
         self.http.close()
@@ -117,19 +111,12 @@ class EventStream:
             self.ended.set()
 
     def wait_for(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            found = next((event for event in list(self.events) if predicate(event)), None)
-            if found is not None:
-                return found
-            time.sleep(0.05)
-        raise AssertionError(f"no such event within {timeout}s; got {self.events}")
+        found: dict[str, Any] = eventually(lambda: next((e for e in list(self.events) if predicate(e)), None),
+                                           "such an event on the stream", timeout, every=0.05)
+        return found
 
     def wait_open(self, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.raw and time.monotonic() < deadline:
-            time.sleep(0.02)
-        assert self.raw, "the event stream did not open"
+        eventually(lambda: self.raw, "the event stream to open", timeout)
 
     def close(self) -> None:
         if self._response is not None:
@@ -138,10 +125,6 @@ class EventStream:
 
 
 def setup_token(service: Service, timeout: float = 10.0) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = re.search(r"/inbox#setup=([A-Za-z0-9_-]+)", service.logs())
-        if found:
-            return found.group(1)
-        time.sleep(0.05)
-    raise AssertionError("no set-up link in the service's log")
+    found = eventually(lambda: re.search(r"/inbox#setup=([A-Za-z0-9_-]+)", service.logs()),
+                       "the set-up link in the service's log", timeout, every=0.05)
+    return str(found.group(1))

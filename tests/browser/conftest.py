@@ -8,7 +8,6 @@ import os
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -83,17 +82,6 @@ def log_in(page: Page, name: str = "alice", password: str = PASSWORD) -> None:
     page.fill("#login-password", password)
     page.press("#login-password", "Enter")
     expect(page.locator("#app-view")).to_be_visible()
-
-
-def eventually(check: Callable[[], Any], what: str, timeout: float = 10.0) -> Any:
-    """Poll `check` until truthy (page.wait_for_function would need eval, which the page's CSP forbids)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
 def screenshot(page: Page, name: str) -> None:
