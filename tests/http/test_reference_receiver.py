@@ -20,6 +20,7 @@ from tests.conftest import fresh_push
 from tests.fakes.server import Answer, FakeServer, Recorded
 from tests.fakes.webhook import sign
 from tests.fakes.wechat import FakeWeChat
+from tests.polling import eventually
 from tests.service import ROOT, Service, free_port
 
 RECEIVER = ROOT / "examples" / "webhook-receiver" / "receiver.py"
@@ -35,15 +36,14 @@ class Receiver:
         self.proc = subprocess.Popen(
             [sys.executable, str(RECEIVER), "--port", str(port), "--relay", relay, "--db", str(db)],
             env={"WEBHOOK_SECRET": SECRET, "PATH": "/usr/bin:/bin"}, stdout=log.open("ab"), stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                time.sleep(0.05)
-        raise AssertionError(f"receiver not ready:\n{self.log.read_text()}")
+        eventually(self._ready, "the receiver's /healthz")
+
+    def _ready(self) -> bool:
+        assert self.proc.poll() is None, self.log.read_text()
+        try:
+            return httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200
+        except httpx.HTTPError:
+            return False
 
     def post(self, event: dict[str, Any], timestamp: int | None = None, secret: str = SECRET) -> httpx.Response:
         body = json.dumps(event, ensure_ascii=False).encode()
@@ -111,7 +111,7 @@ def test_a_users_text_reaches_the_receiver_and_its_reply_reaches_wechat(start_se
 
     [stored] = receiver.rows("events")
     assert (stored["id"], stored["type"], stored["text"]) == (f"{APP}:23637352235060880", "text", "我的订单到哪了")
-    wechat.wait_for(lambda: [r["status"] for r in receiver.rows("replies")] == ["sent"], what="the reply marked sent")
+    eventually(lambda: [r["status"] for r in receiver.rows("replies")] == ["sent"], "the reply marked sent")
 
 
 def test_forged_and_stale_events_are_refused_and_nothing_is_stored(start_receiver, fake_relay):
@@ -153,5 +153,5 @@ def test_the_receiver_retries_what_the_relay_may_take_later_and_drops_what_it_re
         (202, "收到：marker")]
     assert len({r.json()["id"] for r in posts[:3]}) == 1  # one reply id across its retries: the relay sends it once
     assert all(signed_correctly(r) for r in posts)
-    fake_relay.wait_for(lambda: [r["status"] for r in receiver.rows("replies")] == ["sent", "failed", "sent"],
-                        what="the receiver's record of the three replies")
+    eventually(lambda: [r["status"] for r in receiver.rows("replies")] == ["sent", "failed", "sent"],
+               "the receiver's record of the three replies")
