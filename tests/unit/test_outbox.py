@@ -1,0 +1,321 @@
+"""The outbox worker in-process on a real SQLite store: outcomes, backoff, retry budget, time-boxed drains,
+concurrency, leases and housekeeping. Handlers are plain coroutines the tests script."""
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import pytest
+
+from core.errors import PermanentDeliveryError, TransientDeliveryError
+from core.metrics import Metrics
+from core.models import Job, NewJob
+from core.outbox import DEDUPE_KEEP, Outbox, backoff
+from core.store import open_store
+
+NOW = 1_800_000_000.0
+RETRY_FOR = 3600.0
+Handler = Callable[[Job], Awaitable[None]]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+async def store(tmp_path: Path):
+    store = await open_store(f"sqlite:///{tmp_path}/relay.db")
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make_outbox(store, handler: Handler, clock: Clock, *, concurrency: int = 4, lease: float = 30) -> Outbox:
+    return Outbox(store, handler, Metrics(), concurrency=concurrency, lease=lease, retry_for=RETRY_FOR, clock=clock)
+
+
+def deliveries(outbox: Outbox, result: str, kind: str = "k") -> float:
+    return outbox.metrics.registry.get_sample_value("relay_deliveries_total", {"kind": kind, "result": result}) or 0
+
+
+async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        await asyncio.sleep(0.01)
+
+
+def failing(*errors: Exception) -> tuple[Handler, list[Job]]:
+    """A handler that raises `errors` in turn, then succeeds; and the jobs it was called with."""
+    calls: list[Job] = []
+
+    async def handler(job: Job) -> None:
+        calls.append(job)
+        if len(calls) <= len(errors):
+            raise errors[len(calls) - 1]
+
+    return handler, calls
+
+
+async def only_job(store, at: float) -> Job | None:
+    """The one pending job, if it can be claimed at `at` (a probe owner leases it for a second)."""
+    jobs = await store.claim("probe", at, 10, 1)
+    assert len(jobs) <= 1
+    return jobs[0] if jobs else None
+
+
+# -- backoff ------------------------------------------------------------------------------------
+
+def test_backoff_doubles_from_one_second_with_jitter_between_half_and_whole():
+    for attempts in range(9):
+        samples = [backoff(attempts) for _ in range(500)]
+        assert 2 ** attempts * 0.5 <= min(samples) < 2 ** attempts * 0.6
+        assert 2 ** attempts * 0.9 < max(samples) <= 2 ** attempts
+
+
+def test_backoff_stops_growing_at_five_minutes():
+    samples = [backoff(30) for _ in range(5000)]
+    assert 150 <= min(samples) < 151
+    assert 299 < max(samples) <= 300
+
+
+def test_backoff_honours_a_longer_retry_after_only():
+    assert backoff(0, 120) == 120
+    assert all(16 <= backoff(5, 1) <= 32 for _ in range(100))
+    assert min(backoff(0, None) for _ in range(200)) < 0.6
+
+
+# -- outcomes (drain runs each job once and stops when nothing is due) -------------------------
+
+async def test_a_delivered_job_is_completed_and_counted(store, clock):
+    handler, calls = failing()
+    await store.enqueue([NewJob("A", "k", "a1")], NOW)
+    outbox = make_outbox(store, handler, clock)
+    assert await outbox.drain(5) == 1
+    assert [job.payload for job in calls] == ["a1"]
+    assert await store.depth() == {"pending": 0, "dead": 0}
+    assert (deliveries(outbox, "ok"), deliveries(outbox, "retry"), deliveries(outbox, "dead")) == (1, 0, 0)
+
+
+async def test_a_transient_failure_is_retried_after_the_backoff(store, clock):
+    handler, calls = failing(TransientDeliveryError("HTTP 503"))
+    await store.enqueue([NewJob("A", "k", "a1")], NOW)
+    outbox = make_outbox(store, handler, clock)
+    assert await outbox.drain(5) == 1
+    assert await only_job(store, NOW + 0.49) is None  # backoff(0) waits 0.5 to 1 second
+    again = await only_job(store, NOW + 1)
+    assert again is not None and (again.payload, again.attempts) == ("a1", 1)
+    assert (deliveries(outbox, "ok"), deliveries(outbox, "retry"), deliveries(outbox, "dead")) == (0, 1, 0)
+
+
+async def test_retry_after_from_the_peer_is_honoured(store, clock):
+    handler, _ = failing(TransientDeliveryError("HTTP 429", retry_after=120))
+    await store.enqueue([NewJob("A", "k", "a1")], NOW)
+    await make_outbox(store, handler, clock).drain(5)
+    assert await only_job(store, NOW + 119) is None
+    assert await only_job(store, NOW + 120) is not None
+
+
+async def test_the_backoff_grows_with_the_attempts_made(store, clock):
+    handler, calls = failing(*[TransientDeliveryError("HTTP 503")] * 4)
+    await store.enqueue([NewJob("A", "k", "a1")], NOW)
+    outbox = make_outbox(store, handler, clock)
+    for attempts in range(4):
+        if attempts:
+            clock.now += 2 ** (attempts - 1)  # the longest wait the backoff allows after `attempts` failures
+        await outbox.drain(5)
+        assert len(calls) == attempts + 1
+    assert await only_job(store, clock.now + 3.99) is None  # the fourth failure waits 4 to 8 seconds
+    assert await only_job(store, clock.now + 8) is not None
+
+
+async def test_a_permanent_failure_is_dead_lettered_at_once(store, clock):
+    handler, calls = failing(PermanentDeliveryError("HTTP 400"))
+    await store.enqueue([NewJob("A", "k", "a1"), NewJob("A", "k", "a2")], NOW)
+    outbox = make_outbox(store, handler, clock)
+    assert await outbox.drain(5) == 2  # the dead a1 frees its lane for a2
+    assert [job.payload for job in calls] == ["a1", "a2"]
+    assert await store.depth() == {"pending": 0, "dead": 1}
+    assert (deliveries(outbox, "ok"), deliveries(outbox, "retry"), deliveries(outbox, "dead")) == (1, 0, 1)
+
+
+async def test_an_unexpected_error_keeps_the_job_for_a_retry(store, clock):
+    handler, _ = failing(ValueError("a bug"))
+    await store.enqueue([NewJob("A", "k", "a1")], NOW)
+    outbox = make_outbox(store, handler, clock)
+    await outbox.drain(5)
+    again = await only_job(store, NOW + 1)
+    assert again is not None and again.attempts == 1
+    assert (deliveries(outbox, "retry"), deliveries(outbox, "dead")) == (1, 0)
+
+
+@pytest.mark.parametrize("age,dead", [(RETRY_FOR - 0.001, False), (RETRY_FOR, True)], ids=["just-within", "spent"])
+async def test_transient_failures_are_dead_lettered_once_retry_for_is_spent(store, clock, age, dead):
+    handler, _ = failing(TransientDeliveryError("HTTP 503"))
+    await store.enqueue([NewJob("A", "k", "a1")], NOW)
+    clock.now = NOW + age
+    outbox = make_outbox(store, handler, clock)
+    await outbox.drain(5)
+    assert await store.depth() == {"pending": 0 if dead else 1, "dead": 1 if dead else 0}
+    assert (deliveries(outbox, "retry"), deliveries(outbox, "dead")) == ((0, 1) if dead else (1, 0))
+
+
+# -- drain: the cloud function's time-boxed run ---------------------------------------------------
+
+async def test_drain_runs_every_due_job_across_rounds_and_counts_them(store, clock):
+    handler, calls = failing()
+    await store.enqueue([NewJob(lane, "k", lane) for lane in "ABC"] + [NewJob("A", "k", "A2")], NOW)
+    assert await make_outbox(store, handler, clock, concurrency=2).drain(5) == 4
+    assert sorted(job.payload for job in calls) == ["A", "A2", "B", "C"]
+
+
+async def test_drain_cuts_off_a_job_at_the_deadline_and_leaves_it_due_at_once(store, clock):
+    started = asyncio.Event()
+
+    async def hangs(job: Job) -> None:
+        started.set()
+        await asyncio.Event().wait()
+
+    await store.enqueue([NewJob("A", "k", "a1")], NOW)
+    begun = time.monotonic()
+    assert await make_outbox(store, hangs, clock).drain(0.7) == 0
+    assert started.is_set() and time.monotonic() - begun < 2
+    again = await only_job(store, NOW)
+    assert again is not None and again.attempts == 1
+
+
+async def test_drain_starts_nothing_with_less_than_half_a_second_left(store, clock):
+    async def slow(job: Job) -> None:
+        await asyncio.sleep(0.4)
+
+    await store.enqueue([NewJob("A", "k", "a1"), NewJob("A", "k", "a2")], NOW)
+    assert await make_outbox(store, slow, clock).drain(0.8) == 1  # a1 leaves 0.4 s: a2 is not started
+    untouched = await only_job(store, NOW)
+    assert untouched is not None and (untouched.payload, untouched.attempts) == ("a2", 0)
+
+
+async def test_drain_with_nothing_due_returns_at_once(store, clock):
+    handler, calls = failing()
+    begun = time.monotonic()
+    assert await make_outbox(store, handler, clock).drain(5) == 0
+    assert time.monotonic() - begun < 1 and calls == []
+
+
+# -- run: the long-lived worker ------------------------------------------------------------------
+
+async def running(outbox: Outbox) -> asyncio.Task[None]:
+    task = asyncio.create_task(outbox.run())
+    await asyncio.sleep(0)
+    return task
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_run_delivers_jobs_queued_while_it_waits_when_woken(store, clock):
+    handler, calls = failing()
+    outbox = make_outbox(store, handler, clock)
+    task = await running(outbox)
+    await store.enqueue([NewJob("A", "k", "a1")], NOW)
+    begun = time.monotonic()
+    outbox.wake()
+    await wait_until(lambda: _is(store, {"pending": 0, "dead": 0}))
+    assert time.monotonic() - begun < 0.5  # woken, not polled a second later
+    await stop(task)
+    assert [job.payload for job in calls] == ["a1"]
+
+
+async def test_run_keeps_at_most_concurrency_jobs_in_flight(store, clock):
+    gate, in_flight, peak = asyncio.Event(), [0], [0]
+
+    async def blocked(job: Job) -> None:
+        in_flight[0] += 1
+        peak[0] = max(peak[0], in_flight[0])
+        await gate.wait()
+        in_flight[0] -= 1
+
+    await store.enqueue([NewJob(f"lane{i}", "k", str(i)) for i in range(5)], NOW)
+    task = await running(make_outbox(store, blocked, clock, concurrency=2))
+    await wait_until(lambda: _true(peak[0] == 2))
+    await asyncio.sleep(0.2)  # a bounded wait: nothing more may start while two are blocked
+    assert peak[0] == 2
+    gate.set()
+    await wait_until(lambda: _is(store, {"pending": 0, "dead": 0}))
+    await stop(task)
+    assert peak[0] == 2
+
+
+async def test_run_does_not_start_a_job_twice_when_it_renews_its_own_lease(store, clock):
+    gate, calls = asyncio.Event(), []
+
+    async def blocked(job: Job) -> None:
+        calls.append(job)
+        await gate.wait()
+
+    await store.enqueue([NewJob("A", "k", "a1")], NOW)
+    outbox = make_outbox(store, blocked, clock, lease=10)
+    task = await running(outbox)
+    await wait_until(lambda: _true(len(calls) == 1))
+    clock.now += 11  # the lease ran out while the job still runs: the next claim takes it again
+    outbox.wake()
+    await asyncio.sleep(0.2)  # a bounded wait: a second start would come right after the wake
+    assert len(calls) == 1
+    gate.set()
+    await wait_until(lambda: _is(store, {"pending": 0, "dead": 0}))
+    await stop(task)
+
+
+async def test_cancelling_run_lets_a_running_job_finish(store, clock):
+    started = asyncio.Event()
+
+    async def short(job: Job) -> None:
+        started.set()
+        await asyncio.sleep(0.3)
+
+    await store.enqueue([NewJob("A", "k", "a1")], NOW)
+    task = await running(make_outbox(store, short, clock))
+    await asyncio.wait_for(started.wait(), 5)
+    await stop(task)
+    assert await store.depth() == {"pending": 0, "dead": 0}
+
+
+async def test_run_prunes_dedupe_keys_older_than_a_week_once_an_hour_when_idle(store, clock, tmp_path):
+    handler, _ = failing()
+    await store.accept("older", NOW - DEDUPE_KEEP - 1, [])
+    await store.accept("newer", NOW - DEDUPE_KEEP + 1, [])
+    task = await running(make_outbox(store, handler, clock))
+    await wait_until(lambda: _true("older" not in received(tmp_path)))  # the first idle second prunes
+    assert "newer" in received(tmp_path)
+    await store.accept("older2", NOW - DEDUPE_KEEP - 1, [])
+    await asyncio.sleep(1.3)  # a bounded wait past the next idle poll: within the hour, no second prune
+    assert "older2" in received(tmp_path)
+    clock.now += 3600
+    await wait_until(lambda: _true("older2" not in received(tmp_path)))
+    await stop(task)
+
+
+def received(tmp_path: Path) -> set[str]:
+    with sqlite3.connect(tmp_path / "relay.db") as db:
+        return {key for (key,) in db.execute("SELECT dedupe_key FROM received")}
+
+
+async def _is(store, depth: dict[str, int]) -> bool:
+    return await store.depth() == depth
+
+
+async def _true(value: bool) -> bool:
+    return value
