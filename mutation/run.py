@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cosmic_ray.work_db import WorkDB, use_db
-from cosmic_ray.work_item import TestOutcome, WorkerOutcome, WorkResult
+from cosmic_ray.work_item import MutationSpec, TestOutcome, WorkerOutcome, WorkResult
 
 ROOT = Path(__file__).resolve().parent.parent
 WORK = ROOT / ".mutation"
@@ -76,13 +76,34 @@ def annotation_spans(path: Path) -> list[tuple[tuple[int, int], tuple[int, int]]
     return [((n.lineno, n.col_offset), (n.end_lineno or n.lineno, n.end_col_offset or 0)) for n in nodes]
 
 
-def skip_annotations(session: Path, module: Path) -> None:
+# cosmic-ray swaps each binary operator for every other one (11 mutants per `+`), nearly all killed by a
+# TypeError at once; only the natural counterpart is run, as mutmut does.
+COUNTERPART = {"Add": "Sub", "Sub": "Add", "Mul": "Div", "Div": "Mul", "FloorDiv": "Div", "Mod": "Div",
+               "Pow": "Mul", "LShift": "RShift", "RShift": "LShift", "BitAnd": "BitOr", "BitOr": "BitAnd",
+               "BitXor": "BitAnd"}
+ANNOTATION, NOT_COUNTERPART = "annotation", "not the counterpart"
+
+
+def skip_reason(mutation: MutationSpec, spans: list[tuple[tuple[int, int], tuple[int, int]]]) -> str | None:
+    if any(start <= mutation.start_pos < end for start, end in spans):
+        return ANNOTATION
+    operator = mutation.operator_name.removeprefix("core/")
+    if operator.startswith("ReplaceBinaryOperator_"):
+        _, source, replacement = operator.split("_")
+        if COUNTERPART.get(source) != replacement:
+            return NOT_COUNTERPART
+    return None
+
+
+def skip(session: Path, module: Path) -> None:
+    """Mark mutants not worth a test run as skipped, with the reason as their output."""
     spans = annotation_spans(module)
-    skipped = WorkResult(worker_outcome=WorkerOutcome.SKIPPED)
     with use_db(str(session), WorkDB.Mode.open) as db:
         for item in list(db.work_items):
-            if all(any(start <= m.start_pos < end for start, end in spans) for m in item.mutations):
-                db.set_result(item.job_id, skipped)
+            [mutation] = item.mutations
+            reason = skip_reason(mutation, spans)
+            if reason:
+                db.set_result(item.job_id, WorkResult(worker_outcome=WorkerOutcome.SKIPPED, output=reason))
 
 
 def configure(name: str, target: Target) -> Path:
@@ -103,13 +124,13 @@ def configure(name: str, target: Target) -> Path:
 
 def summarise(name: str, session: Path) -> dict[str, int]:
     """Counts per outcome; the survivors, with their diffs, go to .mutation/<name>.survivors.txt."""
-    counts = {"made": 0, "skipped": 0, "killed": 0, "timeout": 0, "survived": 0, "other": 0}
+    counts = {"made": 0, ANNOTATION: 0, NOT_COUNTERPART: 0, "killed": 0, "timeout": 0, "survived": 0, "other": 0}
     survivors = []
     with use_db(str(session), WorkDB.Mode.open) as db:
         counts["made"] = db.num_work_items
         for item, result in db.completed_work_items:
             if result.worker_outcome == WorkerOutcome.SKIPPED:
-                counts["skipped"] += 1
+                counts[result.output or ANNOTATION] += 1
             elif result.worker_outcome != WorkerOutcome.NORMAL:
                 counts["other"] += 1
             elif result.test_outcome == TestOutcome.KILLED:
@@ -134,7 +155,7 @@ def run(name: str, target: Target) -> dict[str, int]:
     session.unlink(missing_ok=True)
     config = configure(name, target)
     cosmic_ray("init", config, session)
-    skip_annotations(session, TREE / target.module)
+    skip(session, TREE / target.module)
     cosmic_ray("baseline", config)  # the unmutated tests must pass, or every mutant would look killed
     started = time.monotonic()
     cosmic_ray("exec", config, session)
@@ -149,13 +170,14 @@ def main() -> None:
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
     WORK.mkdir(exist_ok=True)
     copy_tree()
-    print(f"{'module':24} {'made':>5} {'skip':>5} {'killed':>6} {'timeout':>7} {'survived':>8} {'other':>5} "
-          f"{'survival':>8} {'seconds':>7}")
+    print(f"{'module':24} {'made':>5} {'annot':>5} {'pairs':>5} {'killed':>6} {'timeout':>7} {'survived':>8} "
+          f"{'other':>5} {'survival':>8} {'seconds':>7}")
     for name in names:
         counts = run(name, TARGETS[name])
         tested = counts["killed"] + counts["timeout"] + counts["survived"]
         rate = f"{100 * counts['survived'] / tested:.1f} %" if tested else "-"
-        print(f"{TARGETS[name].module:24} {counts['made']:5} {counts['skipped']:5} {counts['killed']:6} "
+        print(f"{TARGETS[name].module:24} {counts['made']:5} {counts[ANNOTATION]:5} {counts[NOT_COUNTERPART]:5} "
+              f"{counts['killed']:6} "
               f"{counts['timeout']:7} {counts['survived']:8} {counts['other']:5} {rate:>8} {counts['seconds']:7}",
               flush=True)
     shutil.rmtree(TREE)

@@ -49,8 +49,8 @@ def deliveries(outbox: Outbox, result: str, kind: str = "k") -> float:
     return outbox.metrics.registry.get_sample_value("relay_deliveries_total", {"kind": kind, "result": result}) or 0
 
 
-async def wait_until(condition: Callable[[], Awaitable[bool]], timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_until(condition: Callable[[], Awaitable[bool]], within: float = 5.0) -> None:
+    deadline = time.monotonic() + within
     while not await condition():
         assert time.monotonic() < deadline, "condition not met in time"
         await asyncio.sleep(0.01)
@@ -113,6 +113,7 @@ async def test_a_transient_failure_is_retried_after_the_backoff(store, clock):
     await store.enqueue([NewJob("A", "k", "a1")], NOW)
     outbox = make_outbox(store, handler, clock)
     assert await outbox.drain(5) == 1
+    assert len(calls) == 1
     assert await only_job(store, NOW + 0.49) is None  # backoff(0) waits 0.5 to 1 second
     again = await only_job(store, NOW + 1)
     assert again is not None and (again.payload, again.attempts) == ("a1", 1)
