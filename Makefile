@@ -10,7 +10,7 @@ $(BIN)/hypercorn: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-.PHONY: run test bench
+.PHONY: run test bench mutation
 run: $(BIN)/hypercorn
 	$(BIN)/hypercorn cloudrun.app:app --bind 127.0.0.1:$(PORT) --workers 0
 
@@ -18,6 +18,14 @@ test: $(BIN)/hypercorn
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# Mutation run over the store, signing, crypto, relay and outbox (docs/mutation.md); MUTANTS="signing crypto" for some.
+$(BIN)/cosmic-ray: $(BIN)/hypercorn
+	$(BIN)/pip install --quiet -e '.[test,mutation]'
+	touch $@
+
+mutation: $(BIN)/cosmic-ray
+	nice -n 15 $(BIN)/python mutation/run.py $(MUTANTS)
 
 bench: $(BIN)/hypercorn
 	$(BIN)/python bench/load.py

@@ -3,6 +3,7 @@ concurrency, leases and housekeeping. Handlers are plain coroutines the tests sc
 from __future__ import annotations
 
 import asyncio
+import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -13,11 +14,12 @@ import pytest
 from core.errors import PermanentDeliveryError, TransientDeliveryError
 from core.metrics import Metrics
 from core.models import Job, NewJob
-from core.outbox import DEDUPE_KEEP, Outbox, backoff
+from core.outbox import Outbox, backoff
 from core.store import open_store
 
 NOW = 1_800_000_000.0
 RETRY_FOR = 3600.0
+WEEK = 7 * 86400.0  # how long dedupe keys are kept
 Handler = Callable[[Job], Awaitable[None]]
 
 
@@ -161,7 +163,8 @@ async def test_an_unexpected_error_keeps_the_job_for_a_retry(store, clock):
     assert (deliveries(outbox, "retry"), deliveries(outbox, "dead")) == (1, 0)
 
 
-@pytest.mark.parametrize("age,dead", [(RETRY_FOR - 0.001, False), (RETRY_FOR, True)], ids=["just-within", "spent"])
+@pytest.mark.parametrize("age,dead", [(RETRY_FOR - 0.001, False), (RETRY_FOR, True), (RETRY_FOR + 60, True)],
+                         ids=["just-within", "just-spent", "long-spent"])
 async def test_transient_failures_are_dead_lettered_once_retry_for_is_spent(store, clock, age, dead):
     handler, _ = failing(TransientDeliveryError("HTTP 503"))
     await store.enqueue([NewJob("A", "k", "a1")], NOW)
@@ -170,6 +173,31 @@ async def test_transient_failures_are_dead_lettered_once_retry_for_is_spent(stor
     await outbox.drain(5)
     assert await store.depth() == {"pending": 0 if dead else 1, "dead": 1 if dead else 0}
     assert (deliveries(outbox, "retry"), deliveries(outbox, "dead")) == ((0, 1) if dead else (1, 0))
+
+
+class Records(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+async def test_a_retry_is_logged_with_its_attempt_and_wait(store, clock):
+    handler, _ = failing(*[TransientDeliveryError("HTTP 429", retry_after=12.345)] * 2)
+    await store.enqueue([NewJob("A", "k", "a1")], NOW)
+    outbox = make_outbox(store, handler, clock)
+    logged = Records()
+    logging.getLogger("relay.outbox").addHandler(logged)  # whatever core.logs did to propagation
+    try:
+        await outbox.drain(5)
+        clock.now += 13
+        await outbox.drain(5)
+    finally:
+        logging.getLogger("relay.outbox").removeHandler(logged)
+    retried = [r for r in logged.records if r.getMessage() == "job will be retried"]
+    assert [(r.attempt, r.in_seconds, r.error) for r in retried] == [(1, 12.3, "HTTP 429"), (2, 12.3, "HTTP 429")]
 
 
 # -- drain: the cloud function's time-boxed run ---------------------------------------------------
@@ -229,7 +257,7 @@ async def stop(task: asyncio.Task[None]) -> None:
 
 async def test_run_delivers_jobs_queued_while_it_waits_when_woken(store, clock):
     handler, calls = failing()
-    outbox = make_outbox(store, handler, clock)
+    outbox = make_outbox(store, handler, clock, concurrency=1)
     task = await running(outbox)
     await store.enqueue([NewJob("A", "k", "a1")], NOW)
     begun = time.monotonic()
@@ -238,6 +266,21 @@ async def test_run_delivers_jobs_queued_while_it_waits_when_woken(store, clock):
     assert time.monotonic() - begun < 0.5  # woken, not polled a second later
     await stop(task)
     assert [job.payload for job in calls] == ["a1"]
+
+
+async def test_an_idle_run_polls_the_store_once_a_second(store, tmp_path):
+    calls = [0]
+
+    def counting_clock() -> float:
+        calls[0] += 1
+        return NOW
+
+    handler, _ = failing()
+    outbox = Outbox(store, handler, Metrics(), concurrency=4, lease=30, retry_for=RETRY_FOR, clock=counting_clock)
+    task = await running(outbox)
+    await asyncio.sleep(1.5)  # a bounded wait: polls at 0 s and 1 s (each a claim; the idle second also prunes)
+    await stop(task)
+    assert 2 <= calls[0] <= 4
 
 
 async def test_run_keeps_at_most_concurrency_jobs_in_flight(store, clock):
@@ -280,6 +323,22 @@ async def test_run_does_not_start_a_job_twice_when_it_renews_its_own_lease(store
     await stop(task)
 
 
+async def test_run_outlives_a_store_that_fails_for_a_while(store, clock, tmp_path):
+    handler, calls = failing()
+    await store.enqueue([NewJob("A", "k", "a1")], NOW)
+    with sqlite3.connect(tmp_path / "relay.db") as db:
+        db.execute("ALTER TABLE jobs RENAME TO jobs_away")  # every claim fails until it is back
+    outbox = make_outbox(store, handler, clock)
+    task = await running(outbox)
+    await asyncio.sleep(0.1)  # a bounded wait: the first claims fail meanwhile
+    with sqlite3.connect(tmp_path / "relay.db") as db:
+        db.execute("ALTER TABLE jobs_away RENAME TO jobs")
+    outbox.wake()
+    await wait_until(lambda: _true(len(calls) == 1))
+    assert not task.done()
+    await stop(task)
+
+
 async def test_cancelling_run_lets_a_running_job_finish(store, clock):
     started = asyncio.Event()
 
@@ -296,12 +355,12 @@ async def test_cancelling_run_lets_a_running_job_finish(store, clock):
 
 async def test_run_prunes_dedupe_keys_older_than_a_week_once_an_hour_when_idle(store, clock, tmp_path):
     handler, _ = failing()
-    await store.accept("older", NOW - DEDUPE_KEEP - 1, [])
-    await store.accept("newer", NOW - DEDUPE_KEEP + 1, [])
+    await store.accept("older", NOW - WEEK - 1, [])
+    await store.accept("newer", NOW - WEEK + 1, [])
     task = await running(make_outbox(store, handler, clock))
     await wait_until(lambda: _true("older" not in received(tmp_path)))  # the first idle second prunes
     assert "newer" in received(tmp_path)
-    await store.accept("older2", NOW - DEDUPE_KEEP - 1, [])
+    await store.accept("older2", NOW - WEEK - 1, [])
     await asyncio.sleep(1.3)  # a bounded wait past the next idle poll: within the hour, no second prune
     assert "older2" in received(tmp_path)
     clock.now += 3600
