@@ -24,10 +24,13 @@ Handler = Callable[[Job], Awaitable[None]]
 
 
 class Clock:
+    """A pinned clock that counts its readings (the worker reads it once per claim and per idle poll)."""
+
     def __init__(self) -> None:
-        self.now = NOW
+        self.now, self.readings = NOW, 0
 
     def __call__(self) -> float:
+        self.readings += 1
         return self.now
 
 
@@ -268,19 +271,15 @@ async def test_run_delivers_jobs_queued_while_it_waits_when_woken(store, clock):
     assert [job.payload for job in calls] == ["a1"]
 
 
-async def test_an_idle_run_polls_the_store_once_a_second(store, tmp_path):
-    calls = [0]
-
-    def counting_clock() -> float:
-        calls[0] += 1
-        return NOW
-
+async def test_an_idle_run_polls_once_a_second_and_outlives_a_failed_prune(store, clock, tmp_path):
+    with sqlite3.connect(tmp_path / "relay.db") as db:
+        db.execute("ALTER TABLE received RENAME TO received_away")  # pruning fails
     handler, _ = failing()
-    outbox = Outbox(store, handler, Metrics(), concurrency=4, lease=30, retry_for=RETRY_FOR, clock=counting_clock)
-    task = await running(outbox)
+    task = await running(make_outbox(store, handler, clock))
     await asyncio.sleep(1.5)  # a bounded wait: polls at 0 s and 1 s (each a claim; the idle second also prunes)
+    assert not task.done()
     await stop(task)
-    assert 2 <= calls[0] <= 4
+    assert 2 <= clock.readings <= 4
 
 
 async def test_run_keeps_at_most_concurrency_jobs_in_flight(store, clock):
@@ -330,7 +329,8 @@ async def test_run_outlives_a_store_that_fails_for_a_while(store, clock, tmp_pat
         db.execute("ALTER TABLE jobs RENAME TO jobs_away")  # every claim fails until it is back
     outbox = make_outbox(store, handler, clock)
     task = await running(outbox)
-    await asyncio.sleep(0.1)  # a bounded wait: the first claims fail meanwhile
+    await asyncio.sleep(0.3)  # a bounded wait: the first claim fails meanwhile, and the worker waits its second
+    assert clock.readings == 1  # no busy loop against a failing store
     with sqlite3.connect(tmp_path / "relay.db") as db:
         db.execute("ALTER TABLE jobs_away RENAME TO jobs")
     outbox.wake()
