@@ -292,8 +292,10 @@ async def test_run_keeps_at_most_concurrency_jobs_in_flight(store, clock):
         in_flight[0] -= 1
 
     await store.enqueue([NewJob(f"lane{i}", "k", str(i)) for i in range(5)], NOW)
-    task = await running(make_outbox(store, blocked, clock, concurrency=2))
+    outbox = make_outbox(store, blocked, clock, concurrency=2)
+    task = await running(outbox)
     await wait_until(lambda: _true(peak[0] == 2))
+    outbox.wake()  # a claim now must find no free slot
     await asyncio.sleep(0.2)  # a bounded wait: nothing more may start while two are blocked
     assert peak[0] == 2
     gate.set()
@@ -337,6 +339,31 @@ async def test_run_outlives_a_store_that_fails_for_a_while(store, clock, tmp_pat
     await wait_until(lambda: _true(len(calls) == 1))
     assert not task.done()
     await stop(task)
+
+
+async def test_an_outcome_the_store_fails_to_record_is_logged_and_the_job_runs_after_its_lease(store, clock, tmp_path):
+    calls: list[Job] = []
+
+    async def store_fails_meanwhile(job: Job) -> None:
+        calls.append(job)
+        if len(calls) == 1:
+            with sqlite3.connect(tmp_path / "relay.db") as db:
+                db.execute("ALTER TABLE jobs RENAME TO jobs_away")
+
+    await store.enqueue([NewJob("A", "k", "a1")], NOW)
+    logged = Records()
+    logging.getLogger("relay.outbox").addHandler(logged)
+    try:
+        task = await running(make_outbox(store, store_fails_meanwhile, clock, lease=30))
+        await wait_until(lambda: _true("recording a job outcome failed" in [r.getMessage() for r in logged.records]))
+        with sqlite3.connect(tmp_path / "relay.db") as db:
+            db.execute("ALTER TABLE jobs_away RENAME TO jobs")
+        await stop(task)
+    finally:
+        logging.getLogger("relay.outbox").removeHandler(logged)
+    assert await only_job(store, NOW + 29) is None  # still leased
+    again = await only_job(store, NOW + 31)
+    assert again is not None and again.attempts == 0
 
 
 async def test_cancelling_run_lets_a_running_job_finish(store, clock):
