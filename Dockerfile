@@ -54,4 +54,4 @@ EXPOSE 80
 # 10 s for requests in flight. The outbox is durable: a delivery cut off here is retried later.
 # Hypercorn writes no access log unless --access-logfile is given. The relay logs JSON lines on
 # stdout; Hypercorn's own few lines go to stderr.
-CMD ["sh", "-c", "exec hypercorn cloudrun.app:app --bind \"0.0.0.0:${PORT}\" --workers 0 --graceful-timeout 10"]
+CMD ["sh", "-c", "exec hypercorn cloudrun.app:app --bind \"0.0.0.0:${PORT}\" --workers 0 --graceful-timeout 10 --read-timeout 10"]

@@ -12,7 +12,7 @@ $(BIN)/hypercorn: pyproject.toml
 
 .PHONY: run test bench mutation
 run: $(BIN)/hypercorn
-	$(BIN)/hypercorn cloudrun.app:app --bind 127.0.0.1:$(PORT) --workers 0
+	$(BIN)/hypercorn cloudrun.app:app --bind 127.0.0.1:$(PORT) --workers 0 --read-timeout 10
 
 test: $(BIN)/hypercorn
 	$(BIN)/ruff check .

@@ -178,7 +178,7 @@ async def wait_sends(fport: int, expected: int, deadline: float, label: str) -> 
 
 
 def hypercorn(app: str, port: int) -> list[str]:
-    return [PY, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "0"]
+    return [PY, "-m", "hypercorn", app, "--bind", f"127.0.0.1:{port}", "--workers", "0", "--read-timeout", "10"]
 
 
 async def run_floor(args: argparse.Namespace, rundir: Path) -> dict[str, Any]:

@@ -2,17 +2,19 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import sys
 
 from quart import Quart, request
 from quart import Response as QuartResponse
 
 from core.config import Settings
-from core.errors import ConfigError, TooLarge
+from core.errors import ConfigError, RelayError, RequestTimeout, TooLarge
 from core.relay import Relay
 from core.web import Request
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
+DRAIN_MAX = 64 << 20  # an oversize body up to this size is read to its end before the 413 answer
 
 
 def create_app(settings: Settings | None = None) -> Quart:
@@ -37,27 +39,52 @@ def create_app(settings: Settings | None = None) -> Quart:
     @app.route("/<path:path>", methods=METHODS)
     async def everything(path: str) -> QuartResponse:
         relay = state["relay"]
-        body, too_large = await _read_body(settings.max_body)
-        core_request = Request(request.method, "/" + path, request.args.to_dict(),
-                               {k.lower(): v for k, v in request.headers.items()}, body)
-        answer = relay.refuse(core_request.path, TooLarge(f"body over {settings.max_body} bytes")) \
-            if too_large else await relay.handle(core_request)
+        head = Request(request.method, "/" + path, request.args.to_dict(),
+                       {k.lower(): v for k, v in request.headers.items()})
+        refusal = relay.refusal_before_body(head, request.content_length or 0)
+        try:
+            body = await _read_body(0 if refusal else settings.max_body, settings.body_seconds)
+        except TooLarge as exc:
+            answer = refusal or relay.refuse(head.path, exc)
+        except RelayError as exc:
+            answer = relay.refuse(head.path, exc)
+        else:
+            answer = await relay.handle(dataclasses.replace(head, body=body))
         return QuartResponse(answer.body, answer.status, dict(answer.headers))
 
     return app
 
 
-async def _read_body(limit: int) -> tuple[bytes, bool]:
-    """The body, read no further than `limit` bytes; True when it was longer."""
-    if (request.content_length or 0) > limit:
-        return b"", True
-    chunks, size = [], 0
+async def _read_body(limit: int, seconds: float) -> bytes:
+    """The body, within `seconds` (else 408) and `limit` bytes (else 413, once the rest is drained so
+    that a client still sending reads the answer instead of a reset)."""
+    declared = request.content_length or 0
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async with asyncio.timeout(seconds):
+            if declared > limit:
+                await _drain(declared)
+                raise TooLarge(f"body over {limit} bytes")
+            async for chunk in request.body:
+                size += len(chunk)
+                if size > limit:
+                    await _drain(size)
+                    raise TooLarge(f"body over {limit} bytes")
+                chunks.append(chunk)
+    except TimeoutError:
+        raise RequestTimeout(f"the body did not arrive within {seconds:g} s") from None
+    return b"".join(chunks)
+
+
+async def _drain(received: int) -> None:
+    """Read and drop the rest of a body that is too large, up to DRAIN_MAX bytes in all."""
+    if received > DRAIN_MAX:
+        return
     async for chunk in request.body:
-        size += len(chunk)
-        if size > limit:
-            return b"", True
-        chunks.append(chunk)
-    return b"".join(chunks), False
+        received += len(chunk)
+        if received > DRAIN_MAX:
+            return
 
 
 app = create_app()

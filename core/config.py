@@ -15,8 +15,10 @@ from urllib.parse import quote
 from core.desks import REGISTRY, Desk, DeskSettings
 from core.env import EnvReader
 from core.errors import ConfigError
+from core.models import Retention
 from core.wechat.settings import WeChatSettings
 
+DAY = 86400.0
 Registry = Mapping[str, type[Desk[Any]]]
 
 
@@ -27,10 +29,12 @@ class Settings:
     desk: str | None = None
     routes: tuple[tuple[str, str], ...] = ()
     max_body: int = 1 << 20
+    body_seconds: float = 10.0  # a request body must arrive within this
     retry_for: float = 86400.0  # dead-letter a job still failing after this long
     lease_seconds: float = 60.0
     worker_concurrency: int = 16
     log_level: str = "info"
+    retention: Retention = field(default_factory=Retention)
     desks: Mapping[str, DeskSettings] = field(default_factory=dict)  # every registered desk's own settings
 
     @classmethod
@@ -47,10 +51,13 @@ class Settings:
             desk=env.optional_choice("RELAY_DESK", names),
             routes=_routes(env.str("RELAY_ROUTES") or "", names),
             max_body=env.int("RELAY_MAX_BODY", 1 << 20),
+            body_seconds=env.int("RELAY_BODY_TIMEOUT", 10),
             retry_for=env.int("RELAY_RETRY_FOR", 86400),
             lease_seconds=env.int("RELAY_LEASE_SECONDS", 60),
             worker_concurrency=env.int("RELAY_WORKER_CONCURRENCY", 16),
             log_level=env.choice("RELAY_LOG_LEVEL", ("debug", "info", "warning", "error"), "info"),
+            retention=Retention(dead_letters=env.int("RELAY_DEAD_KEEP_DAYS", 30) * DAY,
+                                conversations=env.int("RELAY_CONVERSATION_KEEP_DAYS", 90) * DAY),
             desks={name: desk.settings_type.from_env(env) for name, desk in registry.items()},
         )
         for name in settings.desks_in_use():

@@ -7,10 +7,12 @@
     ├── NotFound (404)
     │   └── UnknownRecipient: a desk reply names a user the relay never heard from
     ├── MethodNotAllowed (405)
+    ├── RequestTimeout (408): a body that did not arrive in time (a slow-drip client)
     └── TooLarge (413): a body over RELAY_MAX_BODY
     ConfigError: a missing or contradictory setting; start-up stops with its one-line message
     DeliveryError (an outbox job failed; the outbox decides what follows)
     ├── TransientDeliveryError: retried with backoff (network, 5xx, 429, busy), honouring `retry_after`
+    │   └── CredentialsRefused: 401/403 from a peer; logged at error on every try
     └── PermanentDeliveryError: dead-lettered (refused, misconfigured)
         └── RecipientUnreachable: WeChat will not reach this user now; the desk is told (`reason`)
 """
@@ -57,6 +59,10 @@ class MethodNotAllowed(RelayError):
     status = 405
 
 
+class RequestTimeout(RelayError):
+    status = 408
+
+
 class TooLarge(RelayError):
     status = 413
 
@@ -76,6 +82,11 @@ class DeliveryError(Exception):
 
 class TransientDeliveryError(DeliveryError):
     """Worth retrying later (network, 5xx, busy, rate limits)."""
+
+
+class CredentialsRefused(TransientDeliveryError):
+    """A peer refused the relay's credentials (HTTP 401/403): a configuration fault, logged loudly on
+    every try and retried with backoff, so that what waited is delivered once the setting is fixed."""
 
 
 class PermanentDeliveryError(DeliveryError):

@@ -5,9 +5,10 @@ from typing import Any
 
 import httpx
 
-from core.errors import PermanentDeliveryError, TransientDeliveryError
+from core.errors import CredentialsRefused, PermanentDeliveryError, TransientDeliveryError
+from core.logs import safe_url
 
-RETRYABLE_STATUS = {408, 425, 429, 500, 502, 503, 504}
+RETRYABLE_STATUS = frozenset({408, 425, 429})  # and every 5xx
 
 
 def make_client() -> httpx.AsyncClient:
@@ -23,18 +24,20 @@ async def send(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) 
     try:
         return await client.request(method, url, **kwargs)
     except httpx.TransportError as exc:
-        raise TransientDeliveryError(f"{method} {_safe(url)}: {type(exc).__name__}") from None
+        raise TransientDeliveryError(f"{method} {safe_url(url)}: {type(exc).__name__}") from None
 
 
-def check_status(response: httpx.Response, detail: str = "",
-                 retryable: frozenset[int] | set[int] = RETRYABLE_STATUS) -> httpx.Response:
-    """2xx passes; `retryable` statuses (408/429/5xx) are transient; any other status is permanent.
-    `detail` (say, the peer's own error text) goes into the message."""
+def check_status(response: httpx.Response, detail: str = "") -> httpx.Response:
+    """2xx passes; every 5xx and 408/425/429 are transient; 401 and 403 are a
+    configuration fault (CredentialsRefused, also retried); any other status is permanent. `detail` (say,
+    the peer's own error text) goes into the message."""
     if response.is_success:
         return response
-    message = f"{response.request.method} {_safe(str(response.request.url))}: HTTP {response.status_code}"
+    message = f"{response.request.method} {safe_url(str(response.request.url))}: HTTP {response.status_code}"
     message += f": {detail}" if detail else ""
-    if response.status_code in retryable:
+    if response.status_code in (401, 403):
+        raise CredentialsRefused(message, retry_after=_retry_after(response))
+    if response.status_code >= 500 or response.status_code in RETRYABLE_STATUS:
         raise TransientDeliveryError(message, retry_after=_retry_after(response))
     raise PermanentDeliveryError(message)
 
@@ -44,6 +47,3 @@ def _retry_after(response: httpx.Response) -> float | None:
     return float(value) if value.isdigit() else None
 
 
-def _safe(url: str) -> str:
-    """A URL for logs: without its query (tokens live there)."""
-    return url.split("?", 1)[0]

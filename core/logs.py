@@ -3,9 +3,30 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+from urllib.parse import urlsplit, urlunsplit
 
 _RESERVED = set(vars(logging.makeLogRecord({})))
+# Characters that reorder or hide text on a terminal (bidi controls, zero-width marks): shown escaped.
+_INVISIBLE = re.compile("[\u061c\u200b-\u200f\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def _visible(line: str) -> str:
+    return _INVISIBLE.sub(lambda m: f"\\u{ord(m.group()):04x}", line)
+
+
+def safe_url(url: str) -> str:
+    """A URL for logs and stored errors: no user:password, no query (tokens live there)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def describe(exc: BaseException) -> str:
+    """An exception for one log line: its type and the first 200 characters of its message."""
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}".rstrip(": ")
 
 
 class JsonFormatter(logging.Formatter):
@@ -18,7 +39,7 @@ class JsonFormatter(logging.Formatter):
         line.update({k: v for k, v in vars(record).items() if k not in _RESERVED and not k.startswith("_")})
         if record.exc_info:
             line["exc"] = self.formatException(record.exc_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
+        return _visible(json.dumps(line, ensure_ascii=False, default=str))
 
 
 def setup(level: str = "info") -> None:

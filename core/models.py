@@ -173,6 +173,15 @@ class Conversation:
 
 
 @dataclass(frozen=True)
+class Retention:
+    """How long the store keeps what it no longer needs, in seconds."""
+
+    dedupe: float = 7 * 86400.0  # dedupe keys and used signatures: WeChat and desks resend within minutes
+    dead_letters: float = 30 * 86400.0  # dead jobs, counted from when they died
+    conversations: float = 90 * 86400.0  # a conversation (and its desk links) after its window closed
+
+
+@dataclass(frozen=True)
 class Job:
     id: int
     lane: str

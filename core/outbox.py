@@ -3,6 +3,7 @@ them, and retries transient failures with exponential backoff and jitter until `
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import random
 import socket
@@ -10,17 +11,17 @@ import time
 from collections.abc import Awaitable, Callable
 
 from core import logs
-from core.errors import PermanentDeliveryError, TransientDeliveryError
+from core.errors import CredentialsRefused, PermanentDeliveryError, TransientDeliveryError
 from core.metrics import Metrics
-from core.models import Job
+from core.models import Job, Retention
 from core.store import SqlStore
 
 log = logs.get("outbox")
 POLL_SECONDS = 1.0
 MAX_BACKOFF = 300.0
 PRUNE_EVERY = 3600.0
-DEDUPE_KEEP = 7 * 86400.0
 MIN_DRAIN_SECONDS = 0.5  # a drain with less time than this left starts nothing new
+UNEXPECTED_TRIES = 5  # a job failing with an unexpected error (a bug, a malformed answer) is dead after this
 
 
 def backoff(attempts: int, retry_after: float | None = None) -> float:
@@ -31,9 +32,10 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
 
 class Outbox:
     def __init__(self, store: SqlStore, handler: Callable[[Job], Awaitable[None]], metrics: Metrics, *,
-                 concurrency: int, lease: float, retry_for: float, clock: Callable[[], float] = time.time) -> None:
+                 concurrency: int, lease: float, retry_for: float, retention: Retention,
+                 clock: Callable[[], float] = time.time) -> None:
         self.store, self.handler, self.metrics, self.clock = store, handler, metrics, clock
-        self.concurrency, self.lease, self.retry_for = concurrency, lease, retry_for
+        self.concurrency, self.lease, self.retry_for, self.retention = concurrency, lease, retry_for, retention
         self.owner = f"{socket.gethostname()[:64]}:{os.getpid()}:{random.getrandbits(32):08x}"
         self._wake = asyncio.Event()
         self._running: dict[asyncio.Task[None], int] = {}  # task -> job id
@@ -47,13 +49,13 @@ class Outbox:
         try:
             while True:
                 self._wake.clear()
+                await self._housekeeping()  # on the clock, busy or idle
                 started = await self._start_due()
                 if started and len(self._running) < self.concurrency:
                     continue  # there may be more due right now
-                try:
-                    await asyncio.wait_for(self._wake.wait(), POLL_SECONDS)
-                except TimeoutError:
-                    await self._housekeeping()
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(POLL_SECONDS):  # unlike wait_for on 3.11, never eats a cancel
+                        await self._wake.wait()
         except asyncio.CancelledError:
             if self._running:
                 await asyncio.wait(self._running, timeout=5)
@@ -111,17 +113,23 @@ class Outbox:
         fields = {"job": job.id, "kind": job.kind, "lane": job.lane, "attempt": job.attempts + 1}
         try:
             await self.handler(job)
+        except CredentialsRefused as exc:  # a configuration fault: loud every time, kept until it is fixed
+            log.error("a peer refused the relay's credentials: fix the configuration; the job waits",
+                      extra={**fields, "error": str(exc)})
+            await self._retry(job, str(exc), exc.retry_after, fields)
         except TransientDeliveryError as exc:
             await self._retry(job, str(exc), exc.retry_after, fields)
         except PermanentDeliveryError as exc:
-            self.metrics.deliveries.labels(job.kind, "dead").inc()
-            log.error("job dead-lettered", extra={**fields, "error": str(exc), "errcode": exc.errcode})
-            await self.store.give_up(job, self.owner, str(exc))
+            await self._give_up(job, str(exc), {**fields, "errcode": exc.errcode})
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # a bug: keep the job, retry it later, say so loudly
+        except Exception as exc:  # a bug or a malformed answer: retried a few times, then a dead letter
             log.exception("job failed unexpectedly", extra=fields)
-            await self._retry(job, f"{type(exc).__name__}: {exc}", None, fields)
+            error = logs.describe(exc)
+            if job.attempts + 1 >= UNEXPECTED_TRIES:
+                await self._give_up(job, error, fields)
+            else:
+                await self._retry(job, error, None, fields)
         else:
             self.metrics.deliveries.labels(job.kind, "ok").inc()
             await self.store.complete(job, self.owner)
@@ -129,20 +137,27 @@ class Outbox:
     async def _retry(self, job: Job, error: str, retry_after: float | None, fields: dict[str, object]) -> None:
         now = self.clock()
         if now - job.first_at >= self.retry_for:
-            self.metrics.deliveries.labels(job.kind, "dead").inc()
-            log.error("job dead-lettered after retrying", extra={**fields, "error": error})
-            await self.store.give_up(job, self.owner, error)
+            await self._give_up(job, error, fields)
             return
         delay = backoff(job.attempts, retry_after)
         self.metrics.deliveries.labels(job.kind, "retry").inc()
         log.warning("job will be retried", extra={**fields, "error": error, "in_seconds": round(delay, 1)})
         await self.store.retry_later(job, self.owner, now + delay, error)
 
+    async def _give_up(self, job: Job, error: str, fields: dict[str, object]) -> None:
+        self.metrics.deliveries.labels(job.kind, "dead").inc()
+        log.error("job dead-lettered", extra={**fields, "error": error})
+        await self.store.give_up(job, self.owner, error, self.clock())
+
     async def _housekeeping(self) -> None:
+        """Forget what is past its retention, once every PRUNE_EVERY seconds (docs: README, retention)."""
         now = self.clock()
-        if now - self._pruned_at >= PRUNE_EVERY:
-            self._pruned_at = now
-            try:
-                await self.store.prune_received(now - DEDUPE_KEEP)
-            except Exception:
-                log.exception("pruning old dedupe keys failed")
+        if now - self._pruned_at < PRUNE_EVERY:
+            return
+        self._pruned_at = now
+        try:
+            pruned = await self.store.prune(now, self.retention)
+        except Exception as exc:
+            log.error("pruning failed; tried again in an hour", extra={"error": logs.describe(exc)})
+            return
+        log.info("pruned what is past its retention", extra=pruned)

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import time
 from collections.abc import Callable, Iterable
@@ -29,6 +28,7 @@ from core.models import (
     WINDOW_CLOSING,
     WINDOW_SECONDS,
     AgentReply,
+    Conversation,
     ConversationTouch,
     Job,
     JobKind,
@@ -47,6 +47,14 @@ log = logs.get("relay")
 SESSION_WINDOW = 60  # after user_enter_tempsession: 2 messages within 1 minute
 
 
+def group_by_id(replies: Iterable[AgentReply]) -> dict[str, list[AgentReply]]:
+    """The pieces of each reply, in order, whether or not a desk sent them side by side."""
+    groups: dict[str, list[AgentReply]] = {}
+    for reply in replies:
+        groups.setdefault(reply.id, []).append(reply)
+    return groups
+
+
 class Relay:
     def __init__(self, settings: Settings, store: SqlStore, http: httpx.AsyncClient,
                  clock: Callable[[], float] = time.time) -> None:
@@ -59,7 +67,8 @@ class Relay:
         self.callback_routes = {path: desk for desk in self.desks.values() for path in desk.callback_paths}
         self.prefix_routes = {desk.route_prefix: desk for desk in self.desks.values() if desk.route_prefix}
         self.outbox = Outbox(store, self._run_job, self.metrics, concurrency=settings.worker_concurrency,
-                             lease=settings.lease_seconds, retry_for=settings.retry_for, clock=clock)
+                             lease=settings.lease_seconds, retry_for=settings.retry_for,
+                             retention=settings.retention, clock=clock)
         if not self.desks:
             log.warning("no desk is configured (RELAY_DESK): pushes are stored and acknowledged, not relayed")
 
@@ -98,6 +107,20 @@ class Relay:
             return await self._desk_callback(desk, request)
         except RelayError as exc:
             return self.refuse(request.path, exc)
+        except Exception as exc:  # the store failed, say: nothing was acknowledged, so the caller sends again
+            log.error("request failed", extra={"path": request.path, "error": logs.describe(exc)})
+            return Response.json({"error": "the relay could not take this request now; send it again"}, 503)
+
+    def refusal_before_body(self, head: Request, length: int) -> Response | None:
+        """For a shell that streams bodies: the refusal of a push route request whose credentials fail
+        before its body is read (a stranger's body is drained, never kept)."""
+        if head.path != "/":
+            return None
+        try:
+            self.push_verifier.check_head(head, length)
+        except RelayError as exc:
+            return self.refuse(head.path, exc)
+        return None
 
     def _prefix_route(self, path: str) -> Desk[Any] | None:
         for prefix, desk in self.prefix_routes.items():
@@ -121,18 +144,24 @@ class Relay:
 
     async def _wechat(self, request: Request) -> Response:
         verified = self.push_verifier.verify(request)
-        if verified.replay_key:
-            await self._signature_once(verified.replay_key, request)
         if verified.answer is not None:
-            if verified.replay_key is None:
+            if verified.replay_key:
+                await self._signature_once(verified.replay_key, request)
+            else:
                 self.metrics.pushes.labels("probe").inc()
                 log.info("CheckContainerPath probe answered")
             return verified.answer
-        return await self.accept_push(verified.fields, verified.identity)
+        message = parse_message(verified.fields, verified.identity, self.settings.wechat.appid)
+        if verified.replay_key:  # recorded only for a push that is about to be stored
+            await self._signature_once(verified.replay_key, request)
+        return await self.accept(message)
 
     async def accept_push(self, fields: dict[str, object], identity: Identity) -> Response:
+        """Store a push that reached the relay by a trusted way (the function's push event)."""
+        return await self.accept(parse_message(fields, identity, self.settings.wechat.appid))
+
+    async def accept(self, message: UserMessage) -> Response:
         """Store a push (dedupe, conversation, delivery job) in one commit, then acknowledge."""
-        message = parse_message(fields, identity, self.settings.wechat.appid)
         now = self.clock()
         routed = self._route(message)
         window = SESSION_WINDOW if message.kind == "session" else WINDOW_SECONDS
@@ -154,21 +183,27 @@ class Relay:
                     return desk
         return None
 
+    def desk_of(self, conversation: Conversation) -> str | None:
+        """The desk a conversation is routed to: its own route, else RELAY_DESK."""
+        return conversation.desk or self.settings.desk
+
     async def _signature_once(self, key: str, request: Request) -> None:
         """A signature that covers neither the body nor the rest of the query may come again only with
         the same request (a resend)."""
-        digest = hashlib.sha256(json.dumps(sorted(request.query.items())).encode() + b"\n" + request.body)
+        digest = hashlib.sha256(json.dumps([request.method, sorted(request.query.items())]).encode() + b"\n"
+                                + request.body)
         if not await self.store.signature_serves(key, digest.hexdigest(), self.clock()):
             raise Unauthorized("this signature came before with another request: refused as a replay")
 
     async def _desk_callback(self, desk: Desk[Any], request: Request) -> Response:
         callback = desk.parse_callback(request)
-        if callback.replay_key:
-            await self._signature_once(f"{desk.name}:{callback.replay_key}", request)
         if desk.needs_known_recipient:
             for reply in callback.replies:
-                if await self.store.conversation(reply.app_id, reply.openid) is None:
-                    raise UnknownRecipient(f"no conversation {reply.conversation_id}")
+                conversation = await self.store.conversation(reply.app_id, reply.openid)
+                if conversation is None or self.desk_of(conversation) != desk.name:
+                    raise UnknownRecipient(f"no conversation {reply.conversation_id} on the {desk.name} desk")
+        if callback.replay_key:
+            await self._signature_once(f"{desk.name}:{callback.replay_key}", request)
         fresh = await self._accept_replies(desk, callback.replies)
         self.metrics.callbacks.labels(desk.name, "accepted" if fresh or not callback.replies else "duplicate").inc()
         log.info("desk callback accepted", extra={"desk": desk.name, "replies": len(callback.replies), "new": fresh})
@@ -180,7 +215,7 @@ class Relay:
         """Queue each reply for sending once (the desk's retries are duplicates); returns how many were new.
         The pieces of a long reply share its id and are queued in one transaction, so they stay together."""
         fresh = 0
-        for reply_id, pieces in itertools.groupby(replies, key=lambda reply: reply.id):
+        for reply_id, pieces in group_by_id(replies).items():
             fresh += await self.store.accept(f"reply:{desk.name}:{reply_id}", self.clock(),
                                              [NewJob(desk.reply_lane(p), JobKind.SEND, p.to_json()) for p in pieces])
         if fresh:
@@ -200,7 +235,7 @@ class Relay:
 
     async def _deliver(self, message: UserMessage) -> None:
         conversation = await self.store.conversation(message.app_id, message.openid)
-        desk = self.desks.get((conversation and conversation.desk) or self.settings.desk or "")
+        desk = self.desks.get(self.desk_of(conversation) or "") if conversation else None
         if desk is None or conversation is None:  # kept as a dead letter, payload and all
             raise PermanentDeliveryError("no desk for this conversation (RELAY_DESK, RELAY_ROUTES): not relayed")
         delivered = await desk.deliver(message, conversation)
@@ -216,8 +251,9 @@ class Relay:
         except UnknownRecipient as exc:
             return await self._undeliverable(reply, Reason.UNKNOWN_USER, None, exc.message)
         conversation = await self.store.conversation(reply.app_id, reply.openid)
-        if conversation is None:
-            return await self._undeliverable(reply, Reason.UNKNOWN_USER, None, "no conversation with this user")
+        if conversation is None or self.desk_of(conversation) != reply.desk:
+            return await self._undeliverable(reply, Reason.UNKNOWN_USER, None,
+                                             f"no conversation with this user on the {reply.desk} desk")
         try:
             if self.clock() > conversation.window_until:
                 raise RecipientUnreachable("48-hour window closed", reason=Reason.WINDOW_CLOSED)

@@ -40,7 +40,7 @@ class Service:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "hypercorn", "cloudrun.app:app", "--bind", f"127.0.0.1:{self.port}",
-             "--workers", "0"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+             "--workers", "0", "--read-timeout", "10"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         if wait:
             self.wait_ready()
         return self

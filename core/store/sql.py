@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from core.models import Conversation, ConversationTouch, Job, NewJob
+from core.models import Conversation, ConversationTouch, Job, NewJob, Retention
 from core.store.dialects import Dialect, dialect_for
 
 T = TypeVar("T")
@@ -195,10 +195,11 @@ class SqlStore:
             "UPDATE jobs SET attempts = attempts + 1, due_at = ?, lease_owner = NULL, lease_until = NULL,"
             " last_error = ? WHERE id = ? AND lease_owner = ?"), (due_at, error[:2000], job.id, owner)))
 
-    async def give_up(self, job: Job, owner: str, error: str) -> None:
+    async def give_up(self, job: Job, owner: str, error: str, now: float) -> None:
+        """Make the job a dead letter; `due_at` becomes when it died (its retention counts from there)."""
         await self._run(lambda cur: self._exec(cur, (
-            "UPDATE jobs SET status = 'dead', attempts = attempts + 1, lease_owner = NULL, lease_until = NULL,"
-            " last_error = ? WHERE id = ? AND lease_owner = ?"), (error[:2000], job.id, owner)))
+            "UPDATE jobs SET status = 'dead', attempts = attempts + 1, due_at = ?, lease_owner = NULL,"
+            " lease_until = NULL, last_error = ? WHERE id = ? AND lease_owner = ?"), (now, error[:2000], job.id, owner)))
 
     async def depth(self) -> dict[str, int]:
         rows = await self._run(lambda cur: self._exec(
@@ -220,13 +221,24 @@ class SqlStore:
 
         return await self._run(tx)
 
-    async def prune_received(self, before: float) -> int:
-        """Forget dedupe keys and used signatures older than `before`."""
-        def prune(cur: Any) -> int:
-            self._exec(cur, "DELETE FROM signatures WHERE seen_at < ?", (before,))
-            return int(self._exec(cur, "DELETE FROM received WHERE received_at < ?", (before,)).rowcount)
+    async def prune(self, now: float, keep: Retention) -> dict[str, int]:
+        """Forget what is past its retention; returns how many rows of each kind went. Links go with
+        their conversation, never while it lives."""
+        dedupe, dead, gone = now - keep.dedupe, now - keep.dead_letters, now - keep.conversations
+        statements: dict[str, tuple[str, tuple[float, ...]]] = {
+            "dedupe_keys": ("DELETE FROM received WHERE received_at < ?", (dedupe,)),
+            "signatures": ("DELETE FROM signatures WHERE seen_at < ?", (dedupe,)),
+            "dead_letters": ("DELETE FROM jobs WHERE status = 'dead' AND due_at < ?", (dead,)),
+            "conversations": ("DELETE FROM conversations WHERE window_until < ? AND created_at < ?", (gone, gone)),
+            "links": ("DELETE FROM links WHERE updated_at < ? AND NOT EXISTS (SELECT 1 FROM conversations c"
+                      " WHERE c.app_id = links.app_id AND c.openid = links.openid)", (gone,)),
+        }
 
-        return await self._run(prune)
+        def delete(statement: str, before: tuple[float, ...]) -> Callable[[Any], int]:
+            return lambda cur: int(self._exec(cur, statement, before).rowcount)
+
+        # One short transaction each, so that a long prune never holds up intake.
+        return {name: await self._run(delete(statement, before)) for name, (statement, before) in statements.items()}
 
 
 async def open_store(url: str) -> SqlStore:

@@ -34,11 +34,25 @@ def is_probe(body: bytes, fields: Mapping[str, Any] | None) -> bool:
     return body.strip() == PROBE.encode()
 
 
+# Longest value each field may have; a longer one is refused at intake with a 400, never stored.
+LIMITS = {"MsgType": 32, "FromUserName": 128, "ToUserName": 64, "MsgId": 64, "Event": 64, "AppId": 64,
+          "SessionFrom": 1024, "PicUrl": 2048, "ThumbUrl": 2048, "MediaId": 256, "ThumbMediaId": 256,
+          "Title": 1024, "PagePath": 1024}
+MAX_CREATE_TIME = 10**10  # seconds: the year 2286
+
+
 def _text(fields: Mapping[str, Any], name: str) -> str | None:
+    """A field as text: absent is None; an object or a list (never sent by WeChat) is refused."""
     value = fields.get(name)
-    if value is None or isinstance(value, (dict, list)):
+    if value is None:
         return None
-    return str(value)
+    if isinstance(value, (dict, list)):
+        raise BadRequest(f"{name} must be a plain value, not an object or a list")
+    text = str(value)
+    limit = LIMITS.get(name)
+    if limit is not None and len(text) > limit:
+        raise BadRequest(f"{name} is longer than {limit} characters")
+    return text
 
 
 def parse_message(fields: Mapping[str, Any], identity: Identity, default_app: str | None) -> UserMessage:
@@ -46,19 +60,17 @@ def parse_message(fields: Mapping[str, Any], identity: Identity, default_app: st
     openid = _text(fields, "FromUserName") or identity.openid
     if not msgtype or not openid:
         raise BadRequest("a push needs MsgType and FromUserName")
-    try:
-        created_at = int(str(fields.get("CreateTime", "")).strip())
-    except ValueError:
-        raise BadRequest("CreateTime must be a whole number") from None
+    created = (_text(fields, "CreateTime") or "").strip()
+    if not (created.isascii() and created.isdigit() and int(created) < MAX_CREATE_TIME):
+        raise BadRequest("CreateTime must be Unix seconds")
+    created_at = int(created)
     to_user = _text(fields, "ToUserName")
     # Resource reuse: the user belongs to the calling account (x-wx-from-appid).
     app_id = identity.from_appid or identity.app_id or default_app or to_user or "-"
     msg_id = _text(fields, "MsgId")
     event = _text(fields, "Event")
-    for name, value, limit in (("app id", app_id, 64), ("FromUserName", openid, 128), ("MsgId", msg_id, 64),
-                               ("Event", event, 64)):
-        if value and len(value) > limit:
-            raise BadRequest(f"{name} is longer than {limit} characters")
+    if len(app_id) > 64 or len(openid) > 128:
+        raise BadRequest("the app id or the user's openid is too long")
     if msg_id:
         dedupe = f"{app_id}:{msg_id}"
     else:  # events have no MsgId

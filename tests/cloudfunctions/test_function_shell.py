@@ -133,3 +133,9 @@ def test_drain_cut_off_by_the_budget_counts_an_attempt_and_loses_nothing(functio
     desk.answer = type(desk).answer.__get__(desk)
     desk.wait_for(lambda: fn.tick() is not None and [e for e in desk.events("message") if e["text"] == "slow"],
                   timeout=20, what="the cut-off job delivered by a later timer run")
+
+
+def test_body_limit_holds_over_http_access(function, desk):
+    fn = function(RELAY_MAX_BODY="4096")
+    answer = fn.post("/webhook/reply", b"{" + b" " * 5000 + b"}", {"content-type": "application/json"})
+    assert answer.status_code == 413 and answer.json()["error"]

@@ -293,3 +293,31 @@ def test_reply_for_a_user_nobody_knows_is_logged_not_retried(start_c4c, c4c, wec
     assert service.metric("relay_deliveries_total", kind="send", result="retry") == 0
     assert [r.path for r in c4c.requests] == [ODATA + "SocialMediaActivityCollection"]  # one look-up, no retry
     assert wechat.requests == []
+
+
+def test_a_profile_made_on_another_channel_resolves_the_reply_as_it_did_the_message(start_c4c, c4c, wechat):
+    """Intake finds a profile by account id alone; the reply path must accept the same profile."""
+    with httpx.Client(base_url=c4c.url + ODATA, auth=(c4c.user, c4c.password)) as tenant:
+        token = tenant.get("", headers={"x-csrf-token": "fetch"}).headers["x-csrf-token"]
+        made = tenant.post("SocialMediaUserProfileCollection", headers={"x-csrf-token": token}, json={
+            "SocialMediaUserCategoryCode": "02", "SocialMediaUserProfileUserInformation": [{
+                "SocialMediaChannelCode": "Z01", "ExternalPartyAccountID": "WXSOAP",
+                "SocialMediaUserAccountID": OPENID, "SocialMediaUserName": "made over SOAP"}]})
+    assert made.status_code == 201, made.text
+    service = start_c4c()
+    write(service, "hello again", 6001)
+    wait_texts(c4c, 1)
+    assert len(c4c.profiles()) == 1  # found, not made again
+    mashup(service, ticket_reply("welcome back", "76001", original_id="6001"))
+    wechat.wait_for(lambda: wechat.texts_to(OPENID) == ["welcome back"], what="the reply at WeChat")
+
+
+def test_a_403_that_is_not_a_csrf_refusal_is_not_retried_as_one(start_c4c, c4c, wechat):
+    service = start_c4c()
+    forbidden = (403, {"error": {"code": "403", "message": {"lang": "en", "value": "No authorization"}}})
+    c4c.script("POST " + ODATA + "SocialMediaActivityCollection", forbidden)
+    write(service, "despite the 403", 6101)
+    wait_texts(c4c, 1)
+    fetches = [r for r in c4c.requests if r.method == "GET" and r.headers.get("x-csrf-token") == "fetch"]
+    assert len(fetches) == 1  # the token was not fetched again for a refusal that was not about it
+    assert '"a peer refused the relay\'s credentials' in service.logs()

@@ -256,3 +256,15 @@ def test_published_samples_malformed_refused_corrected_accepted(start_echat, wec
     else:  # for nobody we know: acknowledged and kept
         wait_metric(service, wechat, 1, "relay_outbox_jobs", status="dead")
     assert wechat.sends() == []
+
+
+def test_a_view_url_that_is_not_http_never_reaches_the_user(start_echat, wechat):
+    service = start_echat()
+    enter_session(service)
+    token = handover_token(wechat)
+    image = sample("chatSend", msgId="51", uid="u-9", msgType="2", contentType="22", content="", pushInfo=token,
+                   viewUrl="javascript:alert(document.cookie)")
+    assert FakeEchat(TOKEN).push(f"{service.url}/echat", "chatSend", image).text == "success"
+    text = wechat.wait_for(lambda: [t for t in wechat.texts_to(OPENID) if t.startswith("客服发来了图片")],
+                           what="the image notice")[0]
+    assert "javascript:" not in text and f'<a href="{CHAT_URL}&pushInfo=' in text

@@ -302,7 +302,7 @@ async def test_a_replay_key_serves_one_request_only(relay):
     assert (await script_callback(relay, **data)).status == 202
     assert body(await script_callback(relay, **data)) == {"status": "duplicate"}  # a resend
     assert (await script_callback(relay, **{**data, "replies": [{"id": "r2"}]})).status == 401
-    digest = hashlib.sha256(b"[]\n" + json.dumps(data).encode()).hexdigest()
+    digest = hashlib.sha256(b'["POST", []]\n' + json.dumps(data).encode()).hexdigest()
     assert await relay.store.signature_serves("script:k1", digest, time.time())
 
 
@@ -390,7 +390,7 @@ async def test_replies_to_users_nobody_knows_are_reported_without_a_conversation
     assert wechat.sends() == []
     assert script(relay).notices == [
         ("r1", "unknown_user", None, "the desk knows no such visitor", None),
-        ("r2", "unknown_user", None, "no conversation with this user", None),
+        ("r2", "unknown_user", None, "no conversation with this user on the script desk", None),
     ]
 
 

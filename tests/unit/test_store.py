@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from core.models import ConversationTouch
+from core.models import ConversationTouch, JobKind, NewJob, Retention
 from core.store import open_store
 
 NOW = 1_800_000_000.0
@@ -77,7 +77,7 @@ async def test_expired_lease_is_taken_over_and_late_complete_is_ignored(store):
 async def test_dead_letter_frees_the_lane(store):
     await store.enqueue([("A", "k", "a1"), ("A", "k", "a2")], NOW)
     [job] = await store.claim("w", NOW, 10, 30)
-    await store.give_up(job, "w", "HTTP 400")
+    await store.give_up(job, "w", "HTTP 400", NOW)
     assert (await store.depth()) == {"pending": 1, "dead": 1}
     assert [j.payload for j in await store.claim("w", NOW, 10, 30)] == ["a2"]
 
@@ -89,12 +89,57 @@ async def test_two_workers_claim_disjoint_jobs(store):
     assert not ids_a & ids_b and len(ids_a | ids_b) == 40
 
 
-async def test_prune_received_forgets_old_dedupe_keys(store):
+async def test_prune_forgets_old_dedupe_keys(store):
     await store.accept("old", NOW - 10, [])
     await store.accept("new", NOW, [])
-    assert await store.prune_received(NOW - 5) == 1
+    assert (await store.prune(NOW, Retention(dedupe=5)))["dedupe_keys"] == 1
     assert await store.accept("old", NOW, [])
     assert not await store.accept("new", NOW, [])
+
+
+async def test_prune_keeps_each_kind_for_its_retention(store):
+    keep = Retention(dedupe=100, dead_letters=1000, conversations=5000)
+    await store.enqueue([NewJob("A", JobKind.SEND, "old"), NewJob("B", JobKind.SEND, "young"),
+                         NewJob("C", JobKind.SEND, "pending")], NOW - 9000)
+    old, young = await store.claim("w", NOW - 9000, 2, 30)
+    await store.give_up(old, "w", "HTTP 400", NOW - 1001)
+    await store.give_up(young, "w", "HTTP 400", NOW - 999)
+    for openid, window_until in (("gone", NOW - 5001), ("live", NOW - 4999)):
+        await store.accept(openid, NOW - 9000, [], ConversationTouch("app", openid, None, None, window_until))
+        await store.link("c4c", openid, "app", openid, NOW - 9000)
+    pruned = await store.prune(NOW, keep)
+    assert (pruned["dead_letters"], pruned["conversations"], pruned["links"]) == (1, 1, 1)
+    assert await store.depth() == {"pending": 1, "dead": 1}  # a pending job is never pruned, however old
+    assert await store.conversation("app", "gone") is None and await store.linked("c4c", "gone") is None
+    assert await store.conversation("app", "live") is not None
+    assert await store.linked("c4c", "live") == ("app", "live")  # an old link lives while its conversation does
+
+
+async def test_claimers_racing_on_one_database_never_share_a_job(database_url):
+    """Replicas claim with their own connections at the same moment: each job runs in one of them."""
+    stores = [await open_store(database_url) for _ in range(4)]
+    try:
+        await stores[0].enqueue([NewJob(f"lane{i % 25}", JobKind.SEND, str(i)) for i in range(100)], NOW)
+        claimed: list[int] = []
+        for _ in range(6):  # rounds: each replica claims, completes what it got, claims again
+            rounds = await asyncio.gather(*(s.claim(f"r{n}", NOW, 10, 30) for n, s in enumerate(stores)))
+            claimed += [job.id for jobs in rounds for job in jobs]
+            for n, jobs in enumerate(rounds):
+                for job in jobs:
+                    await stores[n].complete(job, f"r{n}")
+        assert len(claimed) == len(set(claimed))
+    finally:
+        for s in stores:
+            await s.close()
+
+
+async def test_accept_is_all_or_nothing(store):
+    """A failure after the dedupe key is written (here the job cannot be stored) leaves neither, so
+    WeChat's resend is taken afresh."""
+    with pytest.raises(Exception):  # noqa: B017 - the database's own integrity error
+        await store.accept("msg-1", NOW, [NewJob("A", JobKind.DELIVER, None)])  # type: ignore[arg-type]
+    assert await store.depth() == {"pending": 0, "dead": 0}
+    assert await store.accept("msg-1", NOW, [NewJob("A", JobKind.DELIVER, "{}")])
 
 
 async def test_schema_open_is_idempotent(database_url):
@@ -138,5 +183,5 @@ async def test_a_signature_serves_one_request(store):
     assert await store.signature_serves("echat:1:n:sig", "a" * 64, NOW + 1)  # a resend
     assert not await store.signature_serves("echat:1:n:sig", "b" * 64, NOW + 2)  # another request
     assert await store.signature_serves("echat:1:n:SIG", "b" * 64, NOW)  # exact keys
-    await store.prune_received(NOW + 10)
+    await store.prune(NOW + 10, Retention(dedupe=0))
     assert await store.signature_serves("echat:1:n:sig", "b" * 64, NOW + 20)  # forgotten after pruning

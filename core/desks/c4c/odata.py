@@ -11,7 +11,7 @@ import httpx
 from core.desks.c4c.settings import C4CSettings
 from core.desks.c4c.social import Activity, Profile
 from core.errors import TransientDeliveryError
-from core.http import RETRYABLE_STATUS, check_status, make_client, send
+from core.http import check_status, make_client, send
 
 API_PATH = "/sap/c4c/odata/v1/c4codataapi/"
 JSON = {"accept": "application/json"}
@@ -43,12 +43,12 @@ def _error_text(response: httpx.Response) -> str:
 
 
 def checked(response: httpx.Response) -> httpx.Response:
-    """check_status with C4C's own error text; 401 is retried too (the credentials may be fixed). Any
-    other 4xx: the call itself is wrong and retrying cannot help."""
+    """check_status with C4C's own error text (401/403 wait for the credentials to be fixed; any other
+    4xx means the call itself is wrong and retrying cannot help)."""
     if response.is_success:
         return response
-    hint = " (check C4C_USER/C4C_PASSWORD)" if response.status_code == 401 else ""
-    return check_status(response, f"C4C: {_error_text(response)}{hint}", RETRYABLE_STATUS | {401})
+    hint = " (check C4C_USER/C4C_PASSWORD and the user's rights)" if response.status_code in (401, 403) else ""
+    return check_status(response, f"C4C: {_error_text(response)}{hint}")
 
 
 def results(response: httpx.Response) -> Any:
@@ -178,8 +178,10 @@ class ODataSocialMedia:
     async def openid_of_profile(self, profile_uuid: str) -> str | None:
         rows = await self.client.get(
             f"SocialMediaUserProfileCollection({literal(profile_uuid)})/SocialMediaUserProfileUserInformation")
+        # Ours first; then any account: intake found this profile by account id alone (one made over SOAP
+        # or on another channel), and the desk accepts only an id it linked to a user of this relay.
         ours = [r for r in rows if r.get("ExternalPartyAccountID") == self.settings.channel_id] or \
-            [r for r in rows if r.get("SocialMediaChannelCode") == self.settings.channel_code]
+            [r for r in rows if r.get("SocialMediaChannelCode") == self.settings.channel_code] or rows
         return next((str(r["SocialMediaUserAccountID"]).strip() for r in ours
                      if str(r.get("SocialMediaUserAccountID") or "").strip()), None)
 

@@ -82,6 +82,9 @@ class EchatDesk(Desk[EchatSettings]):
         back to the chat window (pushes without a viewUrl); None for a system message the company did
         not ask to forward."""
         view = push.get("viewUrl")
+        if view and not view.lower().startswith(("https://", "http://")):
+            log.warning("Echat viewUrl that is not http(s) ignored", extra={"msg_id": push.msg_id})
+            view = ""  # a javascript: or other scheme never reaches the user
         link = anchor(view, self.settings.handover_title) if view else LINK
 
         def own(text: str) -> tuple[str, bool]:
