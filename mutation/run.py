@@ -36,14 +36,14 @@ class Target:
     timeout: float  # seconds per mutant; a mutant that hangs the tests counts as killed (reported apart)
 
 
-STORE_TESTS = ("tests/unit/test_store.py",)
+STORE_TESTS = ("tests/unit/test_store.py", "tests/unit/test_store_plumbing.py")
 TARGETS = {
     "signing": Target("core/signing.py", ("tests/unit/test_signing.py",), 30),
     "crypto": Target("core/wechat/crypto.py", ("tests/unit/test_crypto_vectors.py",), 30),
     "sql": Target("core/store/sql.py", STORE_TESTS, 60),
     "dialects": Target("core/store/dialects.py", STORE_TESTS, 60),
     "outbox": Target("core/outbox.py", ("tests/unit/test_outbox.py",), 60),
-    "relay": Target("core/relay.py", ("tests/unit/test_relay.py",), 90),
+    "relay": Target("core/relay.py", ("tests/unit/test_relay.py", "tests/unit/test_reply_grouping.py"), 90),
 }
 
 

@@ -1,0 +1,89 @@
+"""The store's plumbing on SQLite and MariaDB: the schema version it records, connections MariaDB drops,
+and the bounds it keeps on what it stores. Read back with the store's own dialect, as a second client."""
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pymysql
+import pytest
+
+from core.models import JobKind, NewJob
+from core.store import open_store
+from core.store.dialects import dialect_for
+from core.store.sql import SCHEMA_VERSION
+
+NOW = 1_800_000_000.0
+
+
+def query(url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """Run one statement on a connection of our own (autocommit on both databases)."""
+    dialect = dialect_for(url)
+    conn = dialect.connect()
+    try:
+        cur = conn.cursor()
+        cur.execute(dialect.sql(statement), params)
+        rows = [tuple(row) for row in cur.fetchall()]
+        cur.close()
+        return rows
+    finally:
+        conn.close()
+
+
+@pytest.fixture
+async def store(database_url):
+    store = await open_store(database_url)
+    yield store
+    await store.close()
+
+
+async def test_a_fresh_database_records_the_schema_version_once(database_url):
+    for _ in range(2):
+        await (await open_store(database_url)).close()
+    assert query(database_url, "SELECT version FROM schema_version") == [(SCHEMA_VERSION,)]
+
+
+async def test_an_older_schema_is_upgraded_and_a_newer_one_left_alone(database_url):
+    await (await open_store(database_url)).close()
+    query(database_url, "DELETE FROM schema_version")
+    query(database_url, "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION - 1,))
+    await (await open_store(database_url)).close()
+    assert sorted(query(database_url, "SELECT version FROM schema_version")) == [(SCHEMA_VERSION - 1,), (SCHEMA_VERSION,)]
+    query(database_url, "DELETE FROM schema_version")
+    query(database_url, "INSERT INTO schema_version (version) VALUES (?)", (SCHEMA_VERSION + 1,))
+    await (await open_store(database_url)).close()  # an older release during a rolling deploy
+    assert query(database_url, "SELECT version FROM schema_version") == [(SCHEMA_VERSION + 1,)]
+
+
+@pytest.fixture
+def root() -> Iterator[Any]:
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="", autocommit=True)
+    yield conn
+    conn.close()
+
+
+async def test_a_connection_mariadb_dropped_is_replaced(mariadb_url, root):
+    store = await open_store(mariadb_url)
+    try:
+        await store.ping()
+        database = mariadb_url.rsplit("/", 1)[1]
+        cur = root.cursor()
+        cur.execute("SELECT id FROM information_schema.processlist WHERE db = %s", (database,))
+        ids = [row[0] for row in cur.fetchall()]
+        assert ids
+        for connection_id in ids:
+            cur.execute(f"KILL {int(connection_id)}")  # as wait_timeout or a failover would
+        for _ in range(8):  # every thread of the pool finds its connection dead
+            await store.ping()
+        assert await store.accept("k", NOW, [NewJob("A", JobKind.DELIVER, "{}")])
+    finally:
+        await store.close()
+
+
+async def test_stored_errors_are_cut_to_2000_characters(store, database_url):
+    await store.enqueue([NewJob("A", JobKind.SEND, "a1"), NewJob("B", JobKind.SEND, "b1")], NOW)
+    retried, dead = await store.claim("w", NOW, 10, 30)
+    await store.retry_later(retried, "w", NOW + 60, "r" * 3000)
+    await store.give_up(dead, "w", "d" * 3000, NOW)
+    errors = query(database_url, "SELECT payload, last_error FROM jobs ORDER BY id")
+    assert [(payload, len(error)) for payload, error in errors] == [("a1", 2000), ("b1", 2000)]
