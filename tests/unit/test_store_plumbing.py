@@ -2,7 +2,11 @@
 and the bounds it keeps on what it stores. Read back with the store's own dialect, as a second client."""
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pymysql
@@ -87,3 +91,31 @@ async def test_stored_errors_are_cut_to_2000_characters(store, database_url):
     await store.give_up(dead, "w", "d" * 3000, NOW)
     errors = query(database_url, "SELECT payload, last_error FROM jobs ORDER BY id")
     assert [(payload, len(error)) for payload, error in errors] == [("a1", 2000), ("b1", 2000)]
+
+
+def open_descriptors(path: Path) -> int:
+    """How many descriptors this process holds on the database file (and its -wal and -shm)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            count += os.readlink(f"/proc/self/fd/{fd}").startswith(str(path))
+    return count
+
+
+async def test_sqlite_runs_on_one_connection_however_many_calls(tmp_path):
+    store = await open_store(f"sqlite:///{tmp_path}/relay.db")
+    try:
+        await store.ping()
+        before = open_descriptors(tmp_path / "relay.db")
+        await asyncio.gather(*(store.depth() for _ in range(20)))
+        for _ in range(20):
+            await store.ping()
+        assert open_descriptors(tmp_path / "relay.db") == before
+    finally:
+        await store.close()
+
+
+async def test_a_signature_refuses_another_request_whichever_digest_sorts_first(store):
+    assert await store.signature_serves("wechat:1:n:sig", "b" * 64, NOW)
+    assert not await store.signature_serves("wechat:1:n:sig", "a" * 64, NOW + 1)
+    assert not await store.signature_serves("wechat:1:n:sig", "c" * 64, NOW + 2)
