@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from typing import Any
 import pymysql
 import pytest
 
-from core.models import JobKind, NewJob
+from core.models import ConversationTouch, JobKind, NewJob
 from core.store import open_store
 from core.store.dialects import dialect_for
 from core.store.sql import SCHEMA_VERSION
@@ -112,6 +113,26 @@ async def test_sqlite_runs_on_one_connection_however_many_calls(tmp_path):
             await store.ping()
         assert open_descriptors(tmp_path / "relay.db") == before
     finally:
+        await store.close()
+    assert open_descriptors(tmp_path / "relay.db") == 0
+
+
+async def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path):
+    """WAL: health checks, lookups and a second replica's start-up go on while another connection writes."""
+    url = f"sqlite:///{tmp_path}/relay.db"
+    store = await open_store(url)
+    await store.accept("k", NOW, [], ConversationTouch("app", "u", None, None, NOW))
+    writer = sqlite3.connect(tmp_path / "relay.db", isolation_level=None, timeout=0)
+    writer.execute("BEGIN IMMEDIATE")  # holds the write lock; a read asking for it would wait 10 s, then fail
+    try:
+        await store.ping()
+        assert await store.depth() == {"pending": 0, "dead": 0}
+        assert (await store.conversation("app", "u")).openid == "u"
+        assert await store.linked("c4c", "nobody") is None
+        await (await open_store(url)).close()
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
         await store.close()
 
 
