@@ -1,11 +1,13 @@
-"""The store's plumbing on SQLite and MariaDB: the schema version it records, connections MariaDB drops,
-and the bounds it keeps on what it stores. Read back with the store's own dialect, as a second client."""
+"""The store's plumbing on SQLite and MariaDB: the schema version it records, connections (MariaDB dropping
+one, SQLite keeping one, made on any thread and closed with the store), the parts of a MySQL URL, and the
+bounds it keeps on what it stores. Read back with the store's own dialect, as a second client."""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import os
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -140,3 +142,37 @@ async def test_a_signature_refuses_another_request_whichever_digest_sorts_first(
     assert await store.signature_serves("wechat:1:n:sig", "b" * 64, NOW)
     assert not await store.signature_serves("wechat:1:n:sig", "a" * 64, NOW + 1)
     assert not await store.signature_serves("wechat:1:n:sig", "c" * 64, NOW + 2)
+
+
+# -- dialects ---------------------------------------------------------------------------------------
+
+def database_of(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+def connects(url: str) -> bool:
+    try:
+        dialect_for(url).connect().close()
+    except pymysql.err.OperationalError:
+        return False
+    return True
+
+
+def test_a_mysql_url_without_user_password_or_port_means_root_on_3306(mariadb_url):
+    assert connects(f"mysql://127.0.0.1/{database_of(mariadb_url)}")
+    assert connects(f"mysql://root:@127.0.0.1:3306/{database_of(mariadb_url)}")
+
+
+@pytest.mark.parametrize("netloc", ["root:@127.0.0.2:3306", "root:@127.0.0.1:3307", "nobody:@127.0.0.1:3306",
+                                    "root:wrong@127.0.0.1:3306"], ids=["host", "port", "user", "password"])
+def test_every_part_of_a_mysql_url_is_used(mariadb_url, netloc):
+    assert not connects(f"mysql://{netloc}/{database_of(mariadb_url)}")  # MariaDB is on 127.0.0.1:3306, root, no password
+
+
+async def test_sqlite_connections_made_on_other_threads_are_closed_with_the_store(tmp_path):
+    store = await open_store(f"sqlite:///{tmp_path}/relay.db")
+    worker = threading.Thread(target=lambda: asyncio.run(store.ping()))  # as a function runtime's threads would
+    worker.start()
+    worker.join()
+    await store.close()
+    assert open_descriptors(tmp_path / "relay.db") == 0
