@@ -5,7 +5,6 @@ dead letter instead of blocking its lane (on both databases). Handlers are plain
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable
@@ -18,6 +17,7 @@ from core.metrics import Metrics
 from core.models import Job, JobKind, NewJob, Retention
 from core.outbox import PRUNE_EVERY, UNEXPECTED_TRIES, Outbox, backoff
 from core.store import open_store
+from tests.records import captured
 
 NOW = 1_800_000_000.0
 RETRY_FOR = 3600.0
@@ -188,27 +188,14 @@ async def test_transient_failures_are_dead_lettered_once_retry_for_is_spent(sqli
     assert (deliveries(outbox, "retry"), deliveries(outbox, "dead")) == ((0, 1) if dead else (1, 0))
 
 
-class Records(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__()
-        self.records: list[logging.LogRecord] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record)
-
-
 async def test_a_retry_is_logged_with_its_attempt_and_wait(sqlite_store, clock):
     handler, _ = failing(*[TransientDeliveryError("HTTP 429", retry_after=12.345)] * 2)
     await sqlite_store.enqueue([NewJob("A", "k", "a1")], NOW)
     outbox = make_outbox(sqlite_store, handler, clock)
-    logged = Records()
-    logging.getLogger("relay.outbox").addHandler(logged)  # whatever core.logs did to propagation
-    try:
+    with captured("relay.outbox") as logged:
         await outbox.drain(5)
         clock.now += 13
         await outbox.drain(5)
-    finally:
-        logging.getLogger("relay.outbox").removeHandler(logged)
     retried = [r for r in logged.records if r.getMessage() == "job will be retried"]
     assert [(r.attempt, r.in_seconds, r.error) for r in retried] == [(1, 12.3, "HTTP 429"), (2, 12.3, "HTTP 429")]
 
@@ -361,16 +348,12 @@ async def test_an_outcome_the_store_fails_to_record_is_logged_and_the_job_runs_a
                 db.execute("ALTER TABLE jobs RENAME TO jobs_away")
 
     await sqlite_store.enqueue([NewJob("A", "k", "a1")], NOW)
-    logged = Records()
-    logging.getLogger("relay.outbox").addHandler(logged)
-    try:
+    with captured("relay.outbox") as logged:
         task = await running(make_outbox(sqlite_store, store_fails_meanwhile, clock, lease=30))
-        await wait_until(lambda: _true("recording a job outcome failed" in [r.getMessage() for r in logged.records]))
+        await wait_until(lambda: _true("recording a job outcome failed" in logged.messages()))
         with sqlite3.connect(tmp_path / "relay.db") as db:
             db.execute("ALTER TABLE jobs_away RENAME TO jobs")
         await stop(task)
-    finally:
-        logging.getLogger("relay.outbox").removeHandler(logged)
     assert await only_job(sqlite_store, NOW + 29) is None  # still leased
     again = await only_job(sqlite_store, NOW + 31)
     assert again is not None and again.attempts == 0

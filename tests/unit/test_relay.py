@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -26,6 +27,7 @@ from core.wechat import crypto
 from tests.conftest import fixture_json
 from tests.fakes.webhook import HOOK, FakeWebhookDesk, sign
 from tests.fakes.wechat import SEND, TYPING, FakeWeChat
+from tests.records import captured
 
 APP = "wxapp0000000001"
 SOURCE = {"x-wx-source": "other", "x-wx-appid": APP}
@@ -121,7 +123,8 @@ async def relay(make_relay: MakeRelay) -> Relay:
 
 def request(path: str, body: bytes = b"", method: str = "POST", query: dict[str, str] | None = None,
             headers: dict[str, str] | None = None) -> Request:
-    return Request(method, path, query or {}, headers or {}, body)
+    """A request as a shell makes it: method and path are strings read off the wire, not literals."""
+    return Request(method.encode().decode(), path.encode().decode(), query or {}, headers or {}, body)
 
 
 def push_body(name: str = "push.text.json", **fields: Any) -> bytes:
@@ -201,21 +204,42 @@ async def test_bodies_over_the_limit_are_refused_before_routing(make_relay):
     assert (await relay.handle(request("/nowhere", b"x" * 101))).status == 413
 
 
+async def test_a_store_failure_answers_503_so_that_the_sender_tries_again(relay, tmp_path):
+    with sqlite3.connect(tmp_path / "relay.db") as db:
+        db.execute("ALTER TABLE received RENAME TO received_away")
+    failed = await push(relay)
+    assert (failed.status, body(failed)) == (503, {"error": "the relay could not take this request now; send it again"})
+
+
+async def test_push_credentials_are_refused_before_the_body_is_read(relay):
+    head = request("/", method="POST")
+    refused = relay.refusal_before_body(head, 1000)  # no x-wx-source header
+    assert refused is not None and refused.status == 403 and "error" in body(refused)
+    assert sample(relay, "relay_requests_refused_total", route="/", status="403") == 1
+    assert relay.refusal_before_body(request("/", headers=SOURCE), 1000) is None
+    assert relay.refusal_before_body(head, 100) is None  # small enough to be a probe, which comes bare
+    assert relay.refusal_before_body(request("/webhook/reply"), 1000) is None  # desks check their own
+
+
 # -- pushes -------------------------------------------------------------------------------------
 
 async def test_a_push_is_stored_once_acknowledged_and_delivered(relay, desk):
     relay.outbox._wake.clear()
-    answer = await push(relay)
+    with captured("relay.relay") as logged:
+        await push(relay)
+        await push(relay)  # WeChat's redelivery
+    assert logged.messages() == ["push accepted", "duplicate push acknowledged"]
+    answer = await push(relay, MsgId=2)
     assert (answer.status, answer.body) == (200, b"success")
     assert relay.outbox._wake.is_set()  # the worker is woken, not left to its next poll
     relay.outbox._wake.clear()
-    assert (await push(relay)).body == b"success"  # WeChat's redelivery
+    assert (await push(relay, MsgId=2)).body == b"success"  # WeChat's redelivery
     assert not relay.outbox._wake.is_set()
     assert (sample(relay, "relay_pushes_total", result="accepted"),
-            sample(relay, "relay_pushes_total", result="duplicate")) == (1, 1)
-    assert await relay.store.depth() == {"pending": 1, "dead": 0}
+            sample(relay, "relay_pushes_total", result="duplicate")) == (2, 2)
+    assert await relay.store.depth() == {"pending": 2, "dead": 0}
     await relay.outbox.drain(5)
-    assert [e["text"] for e in desk.events("message")] == ["this is a test"]
+    assert [e["text"] for e in desk.events("message")] == ["this is a test"] * 2
 
 
 async def test_the_window_runs_48_hours_from_the_push_or_from_now_if_it_claims_the_future(make_relay):
@@ -225,9 +249,10 @@ async def test_the_window_runs_48_hours_from_the_push_or_from_now_if_it_claims_t
     await push(relay, FromUserName="past", CreateTime=1_800_000_000 - 100)
     await push(relay, FromUserName="future", CreateTime=1_800_000_000 + 1000, MsgId=2)
     await push(relay, "push.event.user_enter_tempsession.json", FromUserName="session", CreateTime=1_800_000_000 - 10)
-    windows = [(await relay.store.conversation(APP, who)).window_until for who in ("past", "future", "session")]
+    await push(relay, "push.image.json", FromUserName="image", CreateTime=1_800_000_000 - 100, MsgId=3)
+    windows = [(await relay.store.conversation(APP, who)).window_until for who in ("past", "future", "session", "image")]
     assert windows == [1_800_000_000 - 100 + WINDOW_SECONDS, 1_800_000_000 + WINDOW_SECONDS,
-                       1_800_000_000 - 10 + SESSION_WINDOW]
+                       1_800_000_000 - 10 + SESSION_WINDOW, 1_800_000_000 - 100 + WINDOW_SECONDS]
 
 
 async def test_sessions_are_routed_by_the_first_matching_session_from_prefix(make_relay):
@@ -275,9 +300,13 @@ async def test_a_webhook_reply_is_queued_once_and_sent(relay, wechat):
     assert wechat.texts_to("fromUser") == ["hi"]
 
 
-async def test_a_webhook_reply_to_a_user_never_seen_is_refused(relay):
-    refused = await webhook_reply(relay, {"id": "r1", "conversation_id": f"{APP}:stranger", "type": "text", "text": "x"})
-    assert refused.status == 404
+async def test_a_webhook_reply_to_a_user_it_does_not_serve_is_refused(relay):
+    await push(relay, "push.event.user_enter_tempsession.json", FromUserName="vip", SessionFrom="vip-1")
+    await relay.outbox.drain(5)
+    for openid in ("stranger", "vip"):  # never seen; routed to the script desk
+        refused = await webhook_reply(relay, {"id": f"to-{openid}", "conversation_id": f"{APP}:{openid}", "type": "text",
+                                              "text": "x"})
+        assert refused.status == 404
     assert await relay.store.depth() == {"pending": 0, "dead": 0}
 
 
@@ -331,11 +360,13 @@ async def test_a_push_with_no_desk_is_kept_as_a_dead_letter(make_relay, desk):
     assert desk.events() == []
 
 
-async def test_a_job_of_an_unknown_kind_is_kept_for_a_retry(relay):
+async def test_a_job_of_an_unknown_kind_is_kept_for_a_retry(relay, tmp_path):
     await relay.store.enqueue([NewJob("lane", "bogus", "{}")], time.time())  # type: ignore[arg-type]
     await relay.outbox.drain(5)
     [job] = await relay.store.claim("probe", time.time() + 2, 10, 1)
     assert job.attempts == 1
+    with sqlite3.connect(tmp_path / "relay.db") as db:
+        assert db.execute("SELECT last_error FROM jobs").fetchone() == ("ValueError: unknown job kind 'bogus'",)
 
 
 async def test_replies_are_sent_until_the_window_closes_then_reported(make_relay, wechat):
