@@ -439,6 +439,18 @@ async def test_a_notice_goes_to_the_webhook_desk_and_is_dropped_when_its_desk_is
     assert await relay.store.depth() == {"pending": 0, "dead": 0}
 
 
+async def test_a_reply_whose_conversation_moved_to_another_desk_is_not_sent(relay, wechat, desk):
+    await push(relay)
+    assert (await webhook_reply(relay, {"id": "r1", "conversation_id": f"{APP}:fromUser", "type": "text",
+                                        "text": "hi"})).status == 202
+    await push(relay, "push.event.user_enter_tempsession.json", SessionFrom="vip-1")  # now the script desk's
+    for _ in range(2):
+        await relay.outbox.drain(5)
+    assert wechat.sends() == []
+    [notice] = desk.events("undeliverable")
+    assert (notice["reply_id"], notice["reason"]) == ("r1", "unknown_user")
+
+
 async def test_a_notice_for_a_reply_without_openid_has_no_conversation(relay):
     await push(relay)
     reply = script(relay).reply("r1", openid="")
