@@ -20,7 +20,7 @@ from core.desks.base import Callback, Delivered, Desk, DeskSettings
 from core.errors import Unauthorized, UnknownRecipient
 from core.http import make_client
 from core.models import WINDOW_SECONDS, AgentReply, Conversation, NewJob, UserMessage
-from core.relay import SESSION_WINDOW, Relay
+from core.relay import Relay
 from core.store import open_store
 from core.web import Request, Response
 from core.wechat import crypto
@@ -185,6 +185,10 @@ async def test_a_desk_serves_its_prefix_and_everything_under_it_only(relay):
 
 
 async def test_refusals_answer_json_with_status_and_headers_and_are_counted_by_route(relay):
+    for path in ("/abc", "/metricsx", "/healthzz"):  # paths that sort near the relay's own
+        assert (await relay.handle(request(path, method="GET"))).status == 404
+    for method in ("PUT", "DELETE"):
+        assert (await relay.handle(request("/webhook/reply", method=method))).status == 405
     refused = [await relay.handle(request("/nowhere")),
                await relay.handle(request("/webhook/reply", method="GET")),
                await relay.handle(request("/", push_body())),  # no x-wx-source header
@@ -192,9 +196,9 @@ async def test_refusals_answer_json_with_status_and_headers_and_are_counted_by_r
     assert [r.status for r in refused] == [404, 405, 403, 401]
     assert all(r.headers["content-type"].startswith("application/json") and "error" in body(r) for r in refused)
     assert refused[3].headers["www-authenticate"] == "Key"
-    counted = {("other", "404"), ("/webhook/reply", "405"), ("/", "403"), ("/script/callback", "401")}
-    for route, status in counted:
-        assert sample(relay, "relay_requests_refused_total", route=route, status=status) == 1
+    counted = {("other", "404"): 4, ("/webhook/reply", "405"): 3, ("/", "403"): 1, ("/script/callback", "401"): 1}
+    for (route, status), times in counted.items():
+        assert sample(relay, "relay_requests_refused_total", route=route, status=status) == times
     assert await relay.store.depth() == {"pending": 0, "dead": 0}
 
 
@@ -237,9 +241,10 @@ async def test_a_push_is_stored_once_acknowledged_and_delivered(relay, desk):
     assert not relay.outbox._wake.is_set()
     assert (sample(relay, "relay_pushes_total", result="accepted"),
             sample(relay, "relay_pushes_total", result="duplicate")) == (2, 2)
-    assert await relay.store.depth() == {"pending": 2, "dead": 0}
+    await push(relay, MsgId=3)
+    assert sample(relay, "relay_pushes_total", result="accepted") == 3
     await relay.outbox.drain(5)
-    assert [e["text"] for e in desk.events("message")] == ["this is a test"] * 2
+    assert [e["text"] for e in desk.events("message")] == ["this is a test"] * 3
 
 
 async def test_the_window_runs_48_hours_from_the_push_or_from_now_if_it_claims_the_future(make_relay):
@@ -252,15 +257,17 @@ async def test_the_window_runs_48_hours_from_the_push_or_from_now_if_it_claims_t
     await push(relay, "push.image.json", FromUserName="image", CreateTime=1_800_000_000 - 100, MsgId=3)
     windows = [(await relay.store.conversation(APP, who)).window_until for who in ("past", "future", "session", "image")]
     assert windows == [1_800_000_000 - 100 + WINDOW_SECONDS, 1_800_000_000 + WINDOW_SECONDS,
-                       1_800_000_000 - 10 + SESSION_WINDOW, 1_800_000_000 - 100 + WINDOW_SECONDS]
+                       1_800_000_000 - 10 + 60, 1_800_000_000 - 100 + WINDOW_SECONDS]  # a session: 1 minute
 
 
 async def test_sessions_are_routed_by_the_first_matching_session_from_prefix(make_relay):
     relay = await make_relay(RELAY_ROUTES="vip:script,v:webhook")
     for who, session_from in (("a", "vip-1"), ("b", "v-1"), ("c", "other")):
         await push(relay, "push.event.user_enter_tempsession.json", FromUserName=who, SessionFrom=session_from)
-    desks = [(await relay.store.conversation(APP, who)).desk for who in "abc"]
-    assert desks == ["script", "webhook", None]
+    await push(relay, FromUserName="d", SessionFrom="vip-1")  # only a session event is routed
+    await push(relay, "push.image.json", FromUserName="e", SessionFrom="vip-1", MsgId=5)
+    desks = [(await relay.store.conversation(APP, who)).desk for who in "abcde"]
+    assert desks == ["script", "webhook", None, None, None]
 
 
 async def test_a_probe_is_answered_and_counted_and_nothing_stored(relay):
@@ -321,6 +328,13 @@ async def test_pieces_of_one_reply_are_queued_together_once_and_ids_are_per_desk
     assert sample(relay, "relay_desk_callbacks_total", desk="script", result="duplicate") == 2
 
 
+async def test_a_desk_that_checks_recipients_may_not_reply_into_another_desks_conversation(relay):
+    await push(relay)  # the webhook desk's user
+    script(relay).needs_known_recipient = True  # type: ignore[misc]
+    assert (await script_callback(relay, replies=[{"id": "r1"}])).status == 404
+    assert await relay.store.depth() == {"pending": 1, "dead": 0}  # the push's delivery only
+
+
 async def test_a_callback_without_replies_counts_as_accepted(relay):
     assert body(await script_callback(relay, say_duplicate=True)) == {"status": "accepted"}
     assert sample(relay, "relay_desk_callbacks_total", desk="script", result="accepted") == 1
@@ -353,20 +367,24 @@ async def test_delivery_keeps_the_desks_thread_and_queues_the_replies_it_made(re
 
 
 async def test_a_push_with_no_desk_is_kept_as_a_dead_letter(make_relay, desk):
-    relay = await make_relay(RELAY_DESK=None)
+    with captured("relay.relay") as logged:
+        await make_relay()
+        relay = await make_relay(RELAY_DESK=None, RELAY_ROUTES=None)
+    assert logged.messages() == ["no desk is configured (RELAY_DESK): pushes are stored and acknowledged, not relayed"]
     await push(relay)
     await relay.outbox.drain(5)
     assert await relay.store.depth() == {"pending": 0, "dead": 1}
     assert desk.events() == []
 
 
-async def test_a_job_of_an_unknown_kind_is_kept_for_a_retry(relay, tmp_path):
-    await relay.store.enqueue([NewJob("lane", "bogus", "{}")], time.time())  # type: ignore[arg-type]
+@pytest.mark.parametrize("kind", ["bogus", "zzz"])  # kinds that sort before and after the real ones
+async def test_a_job_of_an_unknown_kind_is_kept_for_a_retry(relay, tmp_path, kind):
+    await relay.store.enqueue([NewJob("lane", kind, "{}")], time.time())  # type: ignore[arg-type]
     await relay.outbox.drain(5)
     [job] = await relay.store.claim("probe", time.time() + 2, 10, 1)
     assert job.attempts == 1
     with sqlite3.connect(tmp_path / "relay.db") as db:
-        assert db.execute("SELECT last_error FROM jobs").fetchone() == ("ValueError: unknown job kind 'bogus'",)
+        assert db.execute("SELECT last_error FROM jobs").fetchone() == (f"ValueError: unknown job kind '{kind}'",)
 
 
 async def test_replies_are_sent_until_the_window_closes_then_reported(make_relay, wechat):
