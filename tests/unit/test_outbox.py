@@ -176,6 +176,17 @@ async def test_an_unexpected_error_keeps_the_job_for_a_retry(sqlite_store, clock
     assert (deliveries(outbox, "retry"), deliveries(outbox, "dead")) == (1, 0)
 
 
+async def test_an_unexpected_error_after_as_many_transient_failures_is_dead_at_once(sqlite_store, clock):
+    handler, calls = failing(*[TransientDeliveryError("HTTP 503")] * UNEXPECTED_TRIES, KeyError("ObjectID"))
+    await sqlite_store.enqueue([NewJob("A", "k", "a1")], NOW)
+    outbox = make_outbox(sqlite_store, handler, clock)
+    for _ in range(UNEXPECTED_TRIES + 1):
+        await outbox.drain(5)
+        clock.now += 60  # past any backoff these attempts earn
+    assert len(calls) == UNEXPECTED_TRIES + 1
+    assert await sqlite_store.depth() == {"pending": 0, "dead": 1}
+
+
 @pytest.mark.parametrize("age,dead", [(RETRY_FOR - 0.001, False), (RETRY_FOR, True), (RETRY_FOR + 60, True)],
                          ids=["just-within", "just-spent", "long-spent"])
 async def test_transient_failures_are_dead_lettered_once_retry_for_is_spent(sqlite_store, clock, age, dead):
