@@ -176,15 +176,16 @@ async def test_an_unexpected_error_keeps_the_job_for_a_retry(sqlite_store, clock
     assert (deliveries(outbox, "retry"), deliveries(outbox, "dead")) == (1, 0)
 
 
-async def test_an_unexpected_error_after_as_many_transient_failures_is_dead_at_once(sqlite_store, clock):
-    handler, calls = failing(*[TransientDeliveryError("HTTP 503")] * UNEXPECTED_TRIES, KeyError("ObjectID"))
+@pytest.mark.parametrize("transient,dead", [(3, False), (4, True), (5, True)])
+async def test_an_unexpected_error_on_the_fifth_attempt_or_later_is_dead_at_once(sqlite_store, clock, transient, dead):
+    handler, calls = failing(*[TransientDeliveryError("HTTP 503")] * transient, KeyError("ObjectID"))
     await sqlite_store.enqueue([NewJob("A", "k", "a1")], NOW)
     outbox = make_outbox(sqlite_store, handler, clock)
-    for _ in range(UNEXPECTED_TRIES + 1):
+    for _ in range(transient + 1):
         await outbox.drain(5)
         clock.now += 60  # past any backoff these attempts earn
-    assert len(calls) == UNEXPECTED_TRIES + 1
-    assert await sqlite_store.depth() == {"pending": 0, "dead": 1}
+    assert len(calls) == transient + 1
+    assert await sqlite_store.depth() == {"pending": 0 if dead else 1, "dead": 1 if dead else 0}
 
 
 @pytest.mark.parametrize("age,dead", [(RETRY_FOR - 0.001, False), (RETRY_FOR, True), (RETRY_FOR + 60, True)],
