@@ -21,7 +21,8 @@ ENV PYTHONUNBUFFERED=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_ROOT_USER_ACTION=ignore \
     TZ=${TZ} \
-    PORT=80
+    PORT=80 \
+    RELAY_STORE_EXPLICIT=on
 
 WORKDIR /app
 
@@ -41,7 +42,7 @@ COPY core ./core
 COPY cloudrun ./cloudrun
 RUN python -m compileall -q core cloudrun
 
-# The container runs as root, on purpose. containerPort must be 80 (SPEC §1, the Cloud Run default),
+# The container runs as root, on purpose. containerPort must be 80 (the Cloud Run default),
 # and only root or CAP_NET_BIND_SERVICE may bind a port below 1024. Cloud Run's service settings
 # expose neither a securityContext nor the ip_unprivileged_port_start sysctl. A file capability
 # (setcap) on the interpreter needs the builder to keep xattrs and the runtime to keep the

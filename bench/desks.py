@@ -1,4 +1,4 @@
-"""Desk bench: the Echat and C4C desks under load, each against fakes.
+"""Desk bench: the Echat, C4C and Easemob desks under load, each against fakes.
 
 Echat: one text push per user (each gets its hand-over link), then N signed, AES-encrypted staff
 pushes (chatSend, with the user's pushInfo) closed-loop; figures: push acks/s and latency, sends/s
@@ -6,8 +6,13 @@ at the fake WeChat, lost and duplicated sends.
 C4C (OData): M user messages; figures: activities/s in the fake tenant and tenant calls per
 activity; then one Mashup reply per activity (recipient found by original_id); replies/s at the fake
 WeChat and tenant calls per reply. The fake tenant (tests/fakes/c4c.py, threaded) runs in this process.
+Easemob: M user messages; figures: IM messages/s at the fake Easemob (tests/fakes/easemob.py, threaded,
+in this process; it does not echo the visitors' messages back here) and Easemob calls per message (the
+first of each user also registers them); then one signed post-send callback per message from the service
+number, closed-loop; callback acks/s and latency, replies/s at the fake WeChat.
 
-Run: `.venv/bin/python bench/desks.py [--pushes 4000] [--messages 1000] [--connections 16] [--users 100]`.
+Run: `.venv/bin/python bench/desks.py [--pushes 4000] [--messages 1000] [--connections 16] [--users 100]
+[--desks echat,c4c,easemob]`.
 """
 from __future__ import annotations
 
@@ -32,6 +37,7 @@ from rawhttp import Conn, build_request
 sys.path.insert(0, str(ROOT))
 from core.desks.echat import pushinfo
 from tests.fakes.c4c import FakeC4C
+from tests.fakes.easemob import FakeEasemob
 from tests.fakes.echat import FakeEchat, sample
 
 TOKEN, AES_KEY, ECHAT_APPID = "bench-token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "echat-bench"
@@ -140,17 +146,60 @@ async def run_c4c(args: argparse.Namespace, rundir: Path) -> dict[str, Any]:
         tenant.close()
 
 
+def callback_figures(summary: dict[str, Any]) -> dict[str, Any]:
+    """Acks/s and latency of a phase whose answers are JSON, not `success`."""
+    return {"callback_acks_per_s": round(summary["requests"] / summary["wall_s"], 1),
+            "callback_p50_ms": summary["p50_ms"], "callback_p99_ms": summary["p99_ms"],
+            "callback_answers": summary["answers"]}
+
+
+async def run_easemob(args: argparse.Namespace, rundir: Path) -> dict[str, Any]:
+    kefu = FakeEasemob()
+    kefu.echo = False
+    relay, fakes, rport, fport = await relay_with({"RELAY_DESK": "easemob", **kefu.env()}, rundir, "easemob")
+    try:
+        conns = [Conn("127.0.0.1", rport) for _ in range(args.connections)]
+        users = Pushes(args.users, args.connections)
+        phase = await drive(conns, users.phase(args.messages), relay.pid)
+        done = await poll(lambda: len(kefu.to_service()) >= args.messages, time.monotonic() + 120 + args.messages / 5,
+                          "IM messages")
+        messages, calls = kefu.to_service(), len(kefu.requests)
+        callbacks = []
+        for n, m in enumerate(messages):
+            text = m["body"]["msg"]
+            body = kefu.callback_body({"msg_id": f"r{n}", "from": kefu.service_number, "to": m["from"], "type": "txt",
+                                       "body": {"msg": f"echo:{text}"}, "ext": {}})
+            callbacks.append(Push(int(text.rsplit(" u", 1)[1].split(" ")[0]), 0, text, build_request(
+                "POST", "/easemob", {"Content-Type": "application/json"}, json.dumps(body).encode())))
+        reply_phase = await drive(conns, by_connection(callbacks, args.connections), relay.pid)
+        stats = await wait_sends(fport, args.messages, time.monotonic() + 120 + args.messages / 5, "easemob replies")
+        return {"messages": args.messages, "message_acks_per_s": phase.summary()["acks_per_s"],
+                "im_messages_per_s": round(args.messages / (done - phase.t0), 1),
+                "easemob_calls_per_message": round(calls / args.messages, 2), "token_fetches": len(kefu.token_requests()),
+                "duplicate_im_messages": len(messages) - len({m["ext"]["weichat"]["visitor"]["msgId"] for m in messages}),
+                **callback_figures(reply_phase.summary()),
+                "replies_per_s": round(args.messages / (time.monotonic() - reply_phase.t0), 1),
+                "reply_sends": stats["unique_sends"], "duplicated_sends": stats["sends"] - stats["unique_sends"],
+                "rss_mb": round(procs.tree_rss(relay.pid)[0], 1)}
+    finally:
+        relay.stop()
+        fakes.stop()
+        kefu.close()
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pushes", type=int, default=4000, help="Echat staff pushes")
     ap.add_argument("--messages", type=int, default=1000, help="C4C user messages (and as many replies)")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--users", type=int, default=100)
+    ap.add_argument("--desks", default="echat,c4c,easemob", help="which desks, comma-separated")
     args = ap.parse_args()
     rundir = Path(tempfile.mkdtemp(prefix="relay-desks-bench-"))
     out: dict[str, Any] = {"config": vars(args), "cpus": os.cpu_count()}
     code = 0
-    for name, run in (("echat", run_echat), ("c4c", run_c4c)):
+    runs = {"echat": run_echat, "c4c": run_c4c, "easemob": run_easemob}
+    for name, run in ((name, runs[name]) for name in args.desks.split(",")):
         print(f"{name} ...", file=sys.stderr)
         try:
             out[name] = await run(args, rundir)

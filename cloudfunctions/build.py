@@ -2,7 +2,7 @@
 dependency vendored as linux x86_64 / CPython 3.11 wheels, whatever machine builds it (CloudBase
 installs no Python dependencies online).
 
-    python cloudfunctions/build.py [--out dist/relay-function.zip]
+    python cloudfunctions/build.py [--out dist/relay-function-<version>.zip]
 """
 from __future__ import annotations
 
@@ -15,6 +15,9 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from core import __version__  # noqa: E402
+
 FUNCTION = ROOT / "cloudfunctions" / "relay"
 WHEEL_TARGET = ["--platform", "manylinux2014_x86_64", "--python-version", "3.11", "--implementation", "cp",
                 "--abi", "cp311", "--only-binary=:all:"]
@@ -39,7 +42,7 @@ def build(out: Path) -> Path:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, default=ROOT / "dist" / "relay-function.zip")
+    parser.add_argument("--out", type=Path, default=ROOT / "dist" / f"relay-function-{__version__}.zip")
     out = build(parser.parse_args().out)
     print(f"{out} ({out.stat().st_size / 1e6:.1f} MB); handler: index.main_handler")
 

@@ -11,7 +11,9 @@ from quart import Response as QuartResponse
 from core.config import Settings
 from core.errors import ConfigError, RelayError, RequestTimeout, TooLarge
 from core.relay import Relay
+from core.store import check_store
 from core.web import Request
+from core.web import Response as CoreResponse
 
 METHODS = ["GET", "POST", "PUT", "DELETE", "PATCH"]
 DRAIN_MAX = 64 << 20  # an oversize body up to this size is read to its end before the 413 answer
@@ -20,6 +22,7 @@ DRAIN_MAX = 64 << 20  # an oversize body up to this size is read to its end befo
 def create_app(settings: Settings | None = None) -> Quart:
     try:
         settings = settings or Settings.from_env()
+        check_store(settings.database_url)
     except ConfigError as exc:
         sys.exit(f"configuration error: {exc}")
     app = Quart(__name__)
@@ -40,7 +43,8 @@ def create_app(settings: Settings | None = None) -> Quart:
     async def everything(path: str) -> QuartResponse:
         relay = state["relay"]
         head = Request(request.method, "/" + path, request.args.to_dict(),
-                       {k.lower(): v for k, v in request.headers.items()})
+                       {k.lower(): v for k, v in request.headers.items()},
+                       remote=request.remote_addr or "", scheme=request.scheme, can_stream=True)
         refusal = relay.refusal_before_body(head, request.content_length or 0)
         try:
             body = await _read_body(0 if refusal else settings.max_body, settings.body_seconds)
@@ -50,9 +54,18 @@ def create_app(settings: Settings | None = None) -> Quart:
             answer = relay.refuse(head.path, exc)
         else:
             answer = await relay.handle(dataclasses.replace(head, body=body))
-        return QuartResponse(answer.body, answer.status, dict(answer.headers))
+        return to_quart_response(answer)
 
     return app
+
+
+def to_quart_response(answer: CoreResponse) -> QuartResponse:
+    """Core's answer as Quart's; a stream is passed through as it is produced (core bounds its lifetime)."""
+    if answer.stream is None:
+        return QuartResponse(answer.body, answer.status, dict(answer.headers))
+    response = QuartResponse(answer.stream, answer.status, dict(answer.headers))
+    response.timeout = None
+    return response
 
 
 async def _read_body(limit: int, seconds: float) -> bytes:

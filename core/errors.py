@@ -59,12 +59,26 @@ class MethodNotAllowed(RelayError):
     status = 405
 
 
+class Conflict(RelayError):
+    status = 409
+
+
 class RequestTimeout(RelayError):
     status = 408
 
 
 class TooLarge(RelayError):
     status = 413
+
+
+class UnsupportedMediaType(RelayError):
+    status = 415
+
+
+class TooManyRequests(RelayError):
+    """Throttled; `Retry-After` in the headers says for how long."""
+
+    status = 429
 
 
 class ConfigError(Exception):

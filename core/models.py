@@ -189,3 +189,15 @@ class Job:
     payload: str
     attempts: int
     first_at: float
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """A job the outbox gave up on, kept with its last error until an operator retries or drops it."""
+
+    id: int
+    lane: str
+    kind: str
+    attempts: int
+    first_at: float
+    error: str | None

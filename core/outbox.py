@@ -8,7 +8,7 @@ import os
 import random
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 
 from core import logs
 from core.errors import CredentialsRefused, PermanentDeliveryError, TransientDeliveryError
@@ -21,6 +21,7 @@ POLL_SECONDS = 1.0
 MAX_BACKOFF = 300.0
 PRUNE_EVERY = 3600.0
 MIN_DRAIN_SECONDS = 0.5  # a drain with less time than this left starts nothing new
+BUSY_CONCURRENCY = 2  # jobs at once while pushes are arriving: acks come first, the backlog waits
 UNEXPECTED_TRIES = 5  # a job failing with an unexpected error (a bug, a malformed answer) is dead after this
 
 
@@ -33,9 +34,14 @@ def backoff(attempts: int, retry_after: float | None = None) -> float:
 class Outbox:
     def __init__(self, store: SqlStore, handler: Callable[[Job], Awaitable[None]], metrics: Metrics, *,
                  concurrency: int, lease: float, retry_for: float, retention: Retention,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.store, self.handler, self.metrics, self.clock = store, handler, metrics, clock
+                 clock: Callable[[], float] = time.time, busy: Callable[[], bool] = lambda: False,
+                 housekeeping: Sequence[Callable[[float], Awaitable[None]]] = ()) -> None:
+        """`busy` says whether requests are arriving now: the worker then keeps to BUSY_CONCURRENCY jobs,
+        leaving the event loop to the acknowledgements, and catches up when intake is quiet. `housekeeping`:
+        others' periodic work (desks forgetting what they keep), run with the store's pruning."""
+        self.store, self.handler, self.metrics, self.clock, self.busy = store, handler, metrics, clock, busy
         self.concurrency, self.lease, self.retry_for, self.retention = concurrency, lease, retry_for, retention
+        self.upkeep = tuple(housekeeping)  # others' periodic work (desks forgetting what they keep)
         self.owner = f"{socket.gethostname()[:64]}:{os.getpid()}:{random.getrandbits(32):08x}"
         self._wake = asyncio.Event()
         self._running: dict[asyncio.Task[None], int] = {}  # task -> job id
@@ -51,7 +57,7 @@ class Outbox:
                 self._wake.clear()
                 await self._housekeeping()  # on the clock, busy or idle
                 started = await self._start_due()
-                if started and len(self._running) < self.concurrency:
+                if started and len(self._running) < self._limit():
                     continue  # there may be more due right now
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(POLL_SECONDS):  # unlike wait_for on 3.11, never eats a cancel
@@ -78,10 +84,14 @@ class Outbox:
                 log.warning("job cut off by the time budget", extra={"job": tasks[task].id})
                 await self.store.retry_later(tasks[task], self.owner, self.clock(), "cut off by the time budget")
             done += len(finished)
+        await self._housekeeping()
         return done
 
+    def _limit(self) -> int:
+        return min(BUSY_CONCURRENCY, self.concurrency) if self.busy() else self.concurrency
+
     async def _start_due(self) -> int:
-        free = self.concurrency - len(self._running)
+        free = self._limit() - len(self._running)
         if free <= 0:
             return 0
         try:
@@ -159,5 +169,10 @@ class Outbox:
             pruned = await self.store.prune(now, self.retention)
         except Exception as exc:
             log.error("pruning failed; tried again in an hour", extra={"error": logs.describe(exc)})
-            return
-        log.info("pruned what is past its retention", extra=pruned)
+        else:
+            log.info("pruned what is past its retention", extra=pruned)
+        for upkeep in self.upkeep:
+            try:
+                await upkeep(now)
+            except Exception as exc:
+                log.error("periodic upkeep failed; tried again in an hour", extra={"error": logs.describe(exc)})

@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 
-from core import logs
+from core import __version__, logs
 from core.config import Settings
 from core.desks import REGISTRY, Desk
 from core.errors import (
@@ -44,6 +44,7 @@ from core.wechat.push import Identity, parse_message
 from core.wechat.verify import PushVerifier
 
 log = logs.get("relay")
+BUSY_WINDOW = 0.05  # seconds: intake counts as busy this long after a push
 SESSION_WINDOW = 60  # after user_enter_tempsession: 2 messages within 1 minute
 
 
@@ -62,21 +63,29 @@ class Relay:
         self.metrics = Metrics()
         self.wechat = WeChatApi(settings.wechat, http, self.metrics, clock)
         self.push_verifier = PushVerifier(settings.wechat, clock)
+        self._last_push = 0.0  # monotonic time of the latest push: while they come, the outbox yields to intake
         self.desks: dict[str, Desk[Any]] = {name: REGISTRY[name](settings.desks[name], http, store, clock)
                                        for name in settings.desks_in_use()}
         self.callback_routes = {path: desk for desk in self.desks.values() for path in desk.callback_paths}
         self.prefix_routes = {desk.route_prefix: desk for desk in self.desks.values() if desk.route_prefix}
         self.outbox = Outbox(store, self._run_job, self.metrics, concurrency=settings.worker_concurrency,
                              lease=settings.lease_seconds, retry_for=settings.retry_for,
-                             retention=settings.retention, clock=clock)
-        if not self.desks:
-            log.warning("no desk is configured (RELAY_DESK): pushes are stored and acknowledged, not relayed")
+                             retention=settings.retention, clock=clock, busy=self._intake_busy,
+                             housekeeping=[desk.housekeeping for desk in self.desks.values()])
 
     @classmethod
     async def start(cls, settings: Settings) -> Relay:
         logs.setup(settings.log_level)
         store = await open_store(settings.database_url)
-        return cls(settings, store, make_client())
+        log.info("relay started", extra=settings.summary())
+        wx = settings.wechat
+        if wx.push_trust == "header" and wx.push_path == "/":
+            log.warning("pushes on / are believed on an x-wx-source header, which anyone can send when public access "
+                        "is on: set WX_PUSH_PATH to a secret path, the same in the message-push settings")
+        relay = cls(settings, store, make_client())
+        for desk in relay.desks.values():
+            await desk.open()
+        return relay
 
     async def close(self) -> None:
         for desk in self.desks.values():
@@ -85,11 +94,15 @@ class Relay:
         await self.store.close()
 
     # -- routes -----------------------------------------------------------------------------------
+    def _intake_busy(self) -> bool:
+        return time.monotonic() - self._last_push < BUSY_WINDOW
+
     async def handle(self, request: Request) -> Response:
         try:
             if len(request.body) > self.settings.max_body:
                 raise TooLarge(f"body over {self.settings.max_body} bytes")
-            if request.path == "/":
+            if request.path == self.settings.wechat.push_path:
+                self._last_push = time.monotonic()
                 return await self._wechat(request)
             if request.path == "/healthz":
                 return await self._health()
@@ -98,7 +111,11 @@ class Relay:
                                 {"content-type": self.metrics.content_type})
             served = self._prefix_route(request.path)
             if served is not None:
-                return await served.serve(request)
+                try:
+                    return await served.serve(request)
+                finally:
+                    if request.method not in ("GET", "HEAD"):
+                        self.outbox.wake()  # the desk may have queued a reply or retried a job
             desk = self.callback_routes.get(request.path)
             if desk is None:
                 raise NotFound("no such route (or its desk is not configured)")
@@ -108,13 +125,13 @@ class Relay:
         except RelayError as exc:
             return self.refuse(request.path, exc)
         except Exception as exc:  # the store failed, say: nothing was acknowledged, so the caller sends again
-            log.error("request failed", extra={"path": request.path, "error": logs.describe(exc)})
+            log.error("request failed", extra={"path": self._route_name(request.path), "error": logs.describe(exc)})
             return Response.json({"error": "the relay could not take this request now; send it again"}, 503)
 
     def refusal_before_body(self, head: Request, length: int) -> Response | None:
         """For a shell that streams bodies: the refusal of a push route request whose credentials fail
         before its body is read (a stranger's body is drained, never kept)."""
-        if head.path != "/":
+        if head.path != self.settings.wechat.push_path:
             return None
         try:
             self.push_verifier.check_head(head, length)
@@ -128,9 +145,15 @@ class Relay:
                 return desk
         return None
 
+    def _route_name(self, path: str) -> str:
+        """A path for logs and metrics: the push route is named, never spelled (it may be a secret)."""
+        return "push" if path == self.settings.wechat.push_path else path
+
     def refuse(self, path: str, error: RelayError) -> Response:
         """A refusal: one log line and a JSON error body; nothing is stored."""
-        self.metrics.refused.labels(path if path in ("/", *self.callback_routes) else "other", str(error.status)).inc()
+        path = self._route_name(path)
+        self.metrics.refused.labels(path if path in ("push", *self.callback_routes) else "other",
+                                    str(error.status)).inc()
         log.warning("request refused", extra={"path": path, "status": error.status, "error": error.message})
         return Response.json({"error": error.message}, error.status, error.headers)
 
@@ -139,8 +162,8 @@ class Relay:
             await self.store.ping()
         except Exception as exc:
             log.error("health check: store unreachable", extra={"error": type(exc).__name__})
-            return Response.json({"status": "unavailable", "store": "unreachable"}, 503)
-        return Response.json({"status": "ok", "store": "reachable"})
+            return Response.json({"status": "unavailable", "store": "unreachable", "version": __version__}, 503)
+        return Response.json({"status": "ok", "store": "reachable", "version": __version__})
 
     async def _wechat(self, request: Request) -> Response:
         verified = self.push_verifier.verify(request)
@@ -216,8 +239,7 @@ class Relay:
         The pieces of a long reply share its id and are queued in one transaction, so they stay together."""
         fresh = 0
         for reply_id, pieces in group_by_id(replies).items():
-            fresh += await self.store.accept(f"reply:{desk.name}:{reply_id}", self.clock(),
-                                             [NewJob(desk.reply_lane(p), JobKind.SEND, p.to_json()) for p in pieces])
+            fresh += await self.store.accept(desk.reply_key(reply_id), self.clock(), desk.send_jobs(pieces))
         if fresh:
             self.outbox.wake()
         return fresh
@@ -264,6 +286,12 @@ class Relay:
             await self._undeliverable(reply, exc.reason, exc.errcode, str(exc))
             return None
         log.info("reply sent", extra={"reply": reply.id, "desk": reply.desk, "kind": reply.kind})
+        if desk is not None:
+            try:
+                await desk.sent(reply)
+            except Exception as exc:  # sent is sent: a failure here must not send it again
+                log.error("the desk could not record a sent reply",
+                          extra={"reply": reply.id, "desk": reply.desk, "error": logs.describe(exc)})
 
     async def _undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str) -> None:
         self.metrics.deliveries.labels(JobKind.SEND, "undeliverable").inc()

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.fakes.c4c import FakeC4C
+from tests.fakes.easemob import FakeEasemob
 from tests.fakes.webhook import HOOK, FakeWebhookDesk
 from tests.fakes.wechat import FakeWeChat
 from tests.service import Service
@@ -50,6 +51,13 @@ def wechat() -> Iterator[FakeWeChat]:
 @pytest.fixture
 def c4c() -> Iterator[FakeC4C]:
     fake = FakeC4C()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def easemob() -> Iterator[FakeEasemob]:
+    fake = FakeEasemob()
     yield fake
     fake.close()
 

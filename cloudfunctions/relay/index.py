@@ -18,6 +18,7 @@ from core import logs
 from core.config import Settings
 from core.errors import ConfigError, RelayError
 from core.relay import Relay
+from core.store import check_store
 from core.web import Request, Response
 from core.wechat.push import Identity, is_probe
 
@@ -38,7 +39,8 @@ def main_handler(event: dict[str, Any], context: dict[str, Any] | None) -> Any:
 async def _get_relay() -> Relay:
     global _relay
     if _relay is None:
-        settings = Settings.from_env()
+        settings = Settings.from_env(store_explicit=True)  # a function's local files do not last
+        check_store(settings.database_url)
         if not settings.wechat.secret:
             raise ConfigError("WX_APPID and WX_SECRET are required in a cloud function: its sends use a stable_token")
         # WeChat pushes reach a function as push events; over HTTP access only signed
@@ -52,7 +54,11 @@ async def _dispatch(event: object, context: dict[str, Any], started: float) -> A
     if not isinstance(event, dict):
         log.warning("event refused", extra={"error": "an event must be a JSON object"})
         return {"error": "an event must be a JSON object"}
-    relay = await _get_relay()
+    try:
+        relay = await _get_relay()
+    except ConfigError as exc:
+        log.error("configuration error", extra={"error": str(exc)})
+        return {"error": f"configuration error: {exc}"}
     limit = float(context.get("time_limit_in_ms") or DEFAULT_TIME_LIMIT_MS) / 1000
 
     def budget(cap: float = ANSWER_WITHIN) -> float:
@@ -83,14 +89,24 @@ async def _http(relay: Relay, event: dict[str, Any]) -> dict[str, Any]:
         query={k: str(v) for k, v in (event.get("queryStringParameters") or {}).items()},
         headers={k.lower(): str(v) for k, v in (event.get("headers") or {}).items()},
         body=raw,
+        remote=str((event.get("requestContext") or {}).get("sourceIp") or ""),
     )
     try:
         response = await relay.handle(request)
     except Exception:  # the store is down, say: an error answer, so the caller retries
         log.exception("request failed", extra={"path": request.path})
         response = Response.json({"error": "internal error"}, 500)
-    return {"isBase64Encoded": False, "statusCode": response.status, "headers": dict(response.headers),
-            "body": response.body.decode()}
+    return to_integrated_response(response)
+
+
+def to_integrated_response(response: Response) -> dict[str, Any]:
+    """Core's answer as an integrated response: text as it is, anything else (a picture) in base64."""
+    content_type = response.headers.get("content-type", "")
+    if content_type.startswith(("text/", "application/json", "application/javascript")):
+        return {"isBase64Encoded": False, "statusCode": response.status, "headers": dict(response.headers),
+                "body": response.body.decode()}
+    return {"isBase64Encoded": True, "statusCode": response.status, "headers": dict(response.headers),
+            "body": base64.b64encode(response.body).decode()}
 
 
 def _identity(context: dict[str, Any]) -> Identity:

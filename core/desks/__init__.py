@@ -6,15 +6,21 @@ from typing import Any
 
 from core.desks.base import Callback, Delivered, Desk, DeskSettings
 from core.desks.c4c import C4CDesk
+from core.desks.easemob import EasemobDesk
 from core.desks.echat import EchatDesk
+from core.desks.inbox import InboxDesk
 from core.desks.webhook import WebhookDesk
 
 REGISTRY: dict[str, type[Desk[Any]]] = {
     desk.name: desk for desk in (
+        InboxDesk,
         WebhookDesk,
         C4CDesk,
         EchatDesk,
+        EasemobDesk,
     )
 }
 
-__all__ = ["REGISTRY", "Callback", "Delivered", "Desk", "DeskSettings"]
+DEFAULT_DESK = InboxDesk.name  # when RELAY_DESK is unset
+
+__all__ = ["DEFAULT_DESK", "REGISTRY", "Callback", "Delivered", "Desk", "DeskSettings"]

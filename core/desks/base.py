@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import abc
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -11,7 +11,7 @@ import httpx
 
 from core.env import EnvReader
 from core.errors import NotFound, UnknownRecipient
-from core.models import AgentReply, Conversation, UserMessage
+from core.models import AgentReply, Conversation, JobKind, NewJob, UserMessage
 from core.store import SqlStore
 from core.web import Request, Response
 
@@ -74,8 +74,14 @@ class Desk(abc.ABC, Generic[S]):
                  clock: Callable[[], float] = time.time) -> None:
         self.settings, self.http, self.store, self.clock = settings, http, store, clock
 
+    async def open(self) -> None:
+        """Start-up work of the desk's own, once the relay has started (the store is open)."""
+
     async def close(self) -> None:
         """Release what the desk opened itself."""
+
+    async def housekeeping(self, now: float) -> None:
+        """Periodic upkeep (pruning what the desk keeps); the outbox calls it about once an hour."""
 
     async def serve(self, request: Request) -> Response:
         """Answer a request under `route_prefix` (raise a RelayError to refuse it)."""
@@ -94,11 +100,22 @@ class Desk(abc.ABC, Generic[S]):
         """The outbox lane of a reply: replies in one lane are sent in arrival order."""
         return f"out:{reply.conversation_id}"
 
+    def reply_key(self, reply_id: str) -> str:
+        """The dedupe key of a reply: the desk's retries of it are duplicates."""
+        return f"reply:{self.name}:{reply_id}"
+
+    def send_jobs(self, pieces: Iterable[AgentReply]) -> list[NewJob]:
+        """The outbox jobs that send a reply's pieces, in order, each in its lane."""
+        return [NewJob(self.reply_lane(piece), JobKind.SEND, piece.to_json()) for piece in pieces]
+
     async def resolve_recipient(self, reply: AgentReply) -> AgentReply:
         """The reply with its user filled in (desks that look the user up); raise UnknownRecipient."""
         if reply.app_id and reply.openid:
             return reply
         raise UnknownRecipient(f"{self.name} reply {reply.id} names no user")
+
+    async def sent(self, reply: AgentReply) -> None:
+        """WeChat accepted the reply (or one piece of it); desks that show delivery state record it."""
 
     @abc.abstractmethod
     async def undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str,

@@ -1,4 +1,4 @@
 """Durable state: accepted pushes (dedupe keys), conversations and the outbox, on SQLite or MySQL."""
-from core.store.sql import SqlStore, open_store
+from core.store.sql import SqlStore, check_store, open_store
 
-__all__ = ["SqlStore", "open_store"]
+__all__ = ["SqlStore", "check_store", "open_store"]

@@ -18,9 +18,22 @@ class Dialect:
     upsert_conversation: str
     upsert_link: str
     begin: str | None  # statement that opens a write transaction, or None to use conn.begin()
+    explain: Callable[[BaseException], str]  # a connection failure as one line naming what to fix
+    # Schema 3: jobs.fresh, set when a job starts an empty lane, so that it is not queued behind a backlog.
+    upgrade_jobs: tuple[str, ...]
 
     def sql(self, statement: str) -> str:
         return statement if self.name == "sqlite" else statement.replace("?", "%s")
+
+    def upsert(self, table: str, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+        """INSERT of `columns` (placeholders in order) that updates the other columns when a row with the
+        same `keys` exists: one statement, so concurrent writers of one row never collide."""
+        insert = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))}) "  # noqa: S608 - names are the caller's constants
+        updated = [column for column in columns if column not in keys]
+        if self.name == "sqlite":
+            return insert + f"ON CONFLICT ({', '.join(keys)}) DO UPDATE SET " + \
+                ", ".join(f"{column} = excluded.{column}" for column in updated)
+        return insert + "ON DUPLICATE KEY UPDATE " + ", ".join(f"{column} = VALUES({column})" for column in updated)
 
 
 _TABLES = {
@@ -47,6 +60,63 @@ _JOBS_COLUMNS = (
     " last_error TEXT"
 )
 
+# The built-in inbox (core/desks/inbox): `{id}`, `{text}` and `{blob}` become each database's types;
+# indexes are (name, columns, unique). Event ids come from inbox_event_seq, taken in the writing
+# transaction, so they commit in order and a reader polling `id > last` never skips one.
+_INBOX_TABLES: dict[str, tuple[str, tuple[tuple[str, str, bool], ...]]] = {
+    "inbox_agents": (
+        "({id}, name VARCHAR(64) NOT NULL, password_hash VARCHAR(255) NOT NULL, admin INTEGER NOT NULL DEFAULT 0,"
+        " disabled INTEGER NOT NULL DEFAULT 0, created_at DOUBLE NOT NULL)",
+        (("inbox_agents_name", "name", True),)),
+    "inbox_sessions": (
+        "(token_hash CHAR(64) NOT NULL PRIMARY KEY, agent_id BIGINT NOT NULL, created_at DOUBLE NOT NULL,"
+        " expires_at DOUBLE NOT NULL)",
+        (("inbox_sessions_agent", "agent_id", False),)),
+    "inbox_setup_tokens": ("(token_hash CHAR(64) NOT NULL PRIMARY KEY, expires_at DOUBLE NOT NULL)", ()),
+    "inbox_login_failures": (
+        "({id}, throttle_key VARCHAR(255) NOT NULL, failed_at DOUBLE NOT NULL)",
+        (("inbox_login_failures_key", "throttle_key, failed_at", False),)),
+    "inbox_conversations": (
+        "({id}, app_id VARCHAR(64) NOT NULL, openid VARCHAR(128) NOT NULL,"
+        " status VARCHAR(16) NOT NULL DEFAULT 'open', assignee_id BIGINT, in_count INTEGER NOT NULL DEFAULT 0,"
+        " quota_left INTEGER NOT NULL DEFAULT 0, last_message_id BIGINT NOT NULL DEFAULT 0)",
+        (("inbox_conversations_user", "app_id, openid", True),
+         ("inbox_conversations_status", "status, last_message_id", False),
+         ("inbox_conversations_recent", "last_message_id", False))),
+    "inbox_messages": (
+        "({id}, conversation_id BIGINT NOT NULL, direction VARCHAR(8) NOT NULL, kind VARCHAR(32) NOT NULL,"
+        " text {text}, at DOUBLE NOT NULL, agent_id BIGINT, state VARCHAR(16), reason VARCHAR(32),"
+        " detail VARCHAR(255), has_media INTEGER NOT NULL DEFAULT 0, ref VARCHAR(255))",
+        (("inbox_messages_page", "conversation_id, id", False), ("inbox_messages_at", "at", False),
+         ("inbox_messages_ref", "ref", True))),
+    "inbox_media": ("(message_id BIGINT NOT NULL PRIMARY KEY, content_type VARCHAR(64) NOT NULL, data {blob} NOT NULL)",
+                    ()),
+    "inbox_reads": (
+        "(agent_id BIGINT NOT NULL, conversation_id BIGINT NOT NULL, read_count INTEGER NOT NULL,"
+        " PRIMARY KEY (agent_id, conversation_id))", ()),
+    "inbox_canned": ("({id}, title VARCHAR(100) NOT NULL, text {text} NOT NULL, updated_at DOUBLE NOT NULL)", ()),
+    "inbox_events": (
+        "(id BIGINT NOT NULL PRIMARY KEY, at DOUBLE NOT NULL, kind VARCHAR(16) NOT NULL, conversation_id BIGINT,"
+        " message_id BIGINT)",
+        (("inbox_events_at", "at", False),)),
+    "inbox_event_seq": ("(id INTEGER NOT NULL PRIMARY KEY, last_id BIGINT NOT NULL)", ()),
+}
+
+
+def _inbox_ddl(types: dict[str, str], suffix: str, inline_indexes: bool) -> tuple[str, ...]:
+    statements = []
+    for name, (body, indexes) in _INBOX_TABLES.items():
+        body = body.format(**types)
+        if inline_indexes:
+            body = body[:-1] + "".join(f", {'UNIQUE ' if unique else ''}INDEX {index} ({columns})"
+                                       for index, columns, unique in indexes) + ")"
+        statements.append(f"CREATE TABLE IF NOT EXISTS {name} {body}{suffix}")
+        if not inline_indexes:
+            statements += [f"CREATE {'UNIQUE ' if unique else ''}INDEX IF NOT EXISTS {index} ON {name} ({columns})"
+                           for index, columns, unique in indexes]
+    return tuple(statements)
+
+
 _LINK_VALUES = "INSERT INTO links (desk, link_key, app_id, openid, updated_at) VALUES (?, ?, ?, ?, ?) "
 _UPSERT_VALUES = "INSERT INTO conversations (app_id, openid, from_appid, desk, window_until, created_at) VALUES (?, ?, ?, ?, ?, ?) "
 
@@ -64,7 +134,11 @@ def sqlite_dialect(path: str) -> Dialect:
         + _JOBS_COLUMNS.format(payload="TEXT") + ")",
         "CREATE INDEX IF NOT EXISTS jobs_status ON jobs (status, id)",
         "CREATE INDEX IF NOT EXISTS jobs_lane ON jobs (lane, status, id)",
+    ) + _inbox_ddl({"id": "id INTEGER PRIMARY KEY AUTOINCREMENT", "text": "TEXT", "blob": "BLOB"}, "", False) + (
+        "INSERT OR IGNORE INTO inbox_event_seq (id, last_id) VALUES (1, 0)",
     )
+    upgrade = ("ALTER TABLE jobs ADD COLUMN fresh SMALLINT NOT NULL DEFAULT 0",
+               "CREATE INDEX IF NOT EXISTS jobs_fresh ON jobs (status, fresh, id)")
     return Dialect(
         name="sqlite",
         connect=connect,
@@ -82,6 +156,8 @@ def sqlite_dialect(path: str) -> Dialect:
             " updated_at = excluded.updated_at"
         ),
         begin="BEGIN IMMEDIATE",
+        upgrade_jobs=upgrade,
+        explain=lambda exc: f"cannot open the SQLite file {path} (DATABASE_URL): {exc}",
     )
 
 
@@ -108,7 +184,11 @@ def mysql_dialect(url: str) -> Dialect:
         "CREATE TABLE IF NOT EXISTS jobs (id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY, "
         + _JOBS_COLUMNS.format(payload="MEDIUMTEXT")
         + ", INDEX jobs_status (status, id), INDEX jobs_lane (lane, status, id))" + suffix,
+    ) + _inbox_ddl({"id": "id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY", "text": "MEDIUMTEXT",
+                    "blob": "MEDIUMBLOB"}, suffix, True) + (
+        "INSERT IGNORE INTO inbox_event_seq (id, last_id) VALUES (1, 0)",
     )
+    upgrade = ("ALTER TABLE jobs ADD COLUMN fresh SMALLINT NOT NULL DEFAULT 0, ADD INDEX jobs_fresh (status, fresh, id)",)
     return Dialect(
         name="mysql",
         connect=connect,
@@ -125,7 +205,24 @@ def mysql_dialect(url: str) -> Dialect:
             "ON DUPLICATE KEY UPDATE app_id = VALUES(app_id), openid = VALUES(openid), updated_at = VALUES(updated_at)"
         ),
         begin=None,
+        upgrade_jobs=upgrade,
+        explain=lambda exc: _explain_mysql(exc, parts.hostname or "127.0.0.1", parts.port or 3306,
+                                           unquote(parts.username or "root"), database),
     )
+
+
+def _explain_mysql(exc: BaseException, host: str, port: int, user: str, database: str) -> str:
+    code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+    if code in (2002, 2003, 2005, 2013):
+        return f"cannot reach MySQL at {host}:{port} (MYSQL_ADDRESS or DATABASE_URL): is MySQL enabled and running?"
+    if code in (1045, 1698):  # access denied (1698: for a user without a password login)
+        return f"MySQL refused user {user!r} (MYSQL_USERNAME and MYSQL_PASSWORD, or DATABASE_URL)"
+    if code == 1044:
+        return f"MySQL user {user!r} may not use database {database!r} (grant it, or set MYSQL_DATABASE)"
+    if code == 1049:
+        return f"MySQL has no database {database!r} (MYSQL_DATABASE or DATABASE_URL): create it first"
+    message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+    return f"MySQL at {host}:{port} failed: {type(exc).__name__} {code or ''} {message[:200]}".replace("  ", " ")
 
 
 def dialect_for(url: str) -> Dialect:

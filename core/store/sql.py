@@ -9,11 +9,17 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from core.models import Conversation, ConversationTouch, Job, NewJob, Retention
+from core.errors import ConfigError
+from core.models import Conversation, ConversationTouch, DeadLetter, Job, NewJob, Retention
 from core.store.dialects import Dialect, dialect_for
 
 T = TypeVar("T")
-SCHEMA_VERSION = 2  # 2: links, signatures
+SCHEMA_VERSION = 4  # 2: links, signatures; 3: jobs.fresh; 4: the inbox (inbox_* tables)
+_HEADS = ("SELECT id, lane, kind, payload, attempts, first_at FROM jobs j WHERE status = 'pending' AND fresh = {fresh}"
+          " AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?) AND NOT EXISTS (SELECT 1 FROM jobs p"
+          " WHERE p.lane = j.lane AND p.status = 'pending' AND p.id < j.id) ORDER BY {order} LIMIT ?")
+FRESH_HEADS = _HEADS.format(fresh=1, order="j.status, j.fresh, j.id")
+OLDEST_HEADS = _HEADS.format(fresh=0, order="j.status, j.id")
 
 class SqlStore:
     """SQLite runs inline on the event loop: its statements take microseconds and a thread handoff
@@ -70,12 +76,29 @@ class SqlStore:
             return work()
         return await asyncio.get_running_loop().run_in_executor(self._pool, work)
 
+    async def transaction(self, fn: Callable[[Any], T], *, write: bool = True) -> T:
+        """Run `fn(cursor)` as one transaction (a read when `write` is False): for desks' own tables."""
+        return await self._run(fn, write=write)
+
+    def execute(self, cur: Any, statement: str, params: Iterable[Any] = ()) -> Any:
+        """One statement with `?` placeholders, inside `transaction`."""
+        return self._exec(cur, statement, params)
+
+    def insert(self, cur: Any, statement: str, params: Iterable[Any] = ()) -> int:
+        """An INSERT inside `transaction`; the new row's id."""
+        return int(self._exec(cur, statement, params).lastrowid)
+
     async def open(self) -> None:
         """Create or upgrade the schema."""
 
         def migrate(cur: Any) -> None:
             for statement in self.dialect.ddl:
                 cur.execute(statement)
+            try:
+                cur.execute("SELECT fresh FROM jobs WHERE 1 = 0")
+            except Exception:  # a table made by schema 2 or before
+                for statement in self.dialect.upgrade_jobs:
+                    cur.execute(statement)
             row = self._exec(cur, "SELECT MAX(version) FROM schema_version").fetchone()
             if (row[0] or 0) < SCHEMA_VERSION:
                 try:
@@ -110,21 +133,30 @@ class SqlStore:
         False means a duplicate."""
 
         def tx(cur: Any) -> bool:
-            try:
-                self._exec(cur, "INSERT INTO received (dedupe_key, received_at) VALUES (?, ?)", (dedupe_key, now))
-            except self.dialect.integrity_errors:
+            if not self.accept_in(cur, dedupe_key, now, jobs):
                 return False
             if conversation:
                 self._exec(cur, self.dialect.upsert_conversation, (*dataclasses.astuple(conversation), now))
-            self._insert_jobs(cur, jobs, now)
             return True
 
         return await self._run(tx)
 
+    def accept_in(self, cur: Any, dedupe_key: str, now: float, jobs: list[NewJob]) -> bool:
+        """`accept` inside the caller's transaction (a desk recording more in the same commit)."""
+        try:
+            self._exec(cur, "INSERT INTO received (dedupe_key, received_at) VALUES (?, ?)", (dedupe_key, now))
+        except self.dialect.integrity_errors:
+            return False
+        self._insert_jobs(cur, jobs, now)
+        return True
+
     def _insert_jobs(self, cur: Any, jobs: list[NewJob], now: float) -> None:
+        """A job that starts an empty lane is `fresh`: claimed before the heads of a backlog."""
         for lane, kind, payload in jobs:
-            self._exec(cur, "INSERT INTO jobs (lane, kind, payload, due_at, first_at) VALUES (?, ?, ?, ?, ?)",
-                       (lane, kind, payload, now, now))
+            self._exec(cur, (
+                "INSERT INTO jobs (lane, kind, payload, due_at, first_at, fresh) SELECT ?, ?, ?, ?, ?,"
+                " CASE WHEN EXISTS (SELECT 1 FROM jobs p WHERE p.lane = ? AND p.status = 'pending') THEN 0 ELSE 1 END"),
+                (lane, kind, payload, now, now, lane))
 
     async def enqueue(self, jobs: list[NewJob], now: float) -> None:
         await self._run(lambda cur: self._insert_jobs(cur, jobs, now))
@@ -166,15 +198,15 @@ class SqlStore:
     async def claim(self, owner: str, now: float, limit: int, lease: float) -> list[Job]:
         """Lease up to `limit` due jobs, each the oldest pending one of its lane (order per lane).
 
-        The scan walks pending jobs in id order (index jobs_status) and stops at `limit`: lane heads are
-        the oldest jobs, so a backlog behind them costs one index probe each, not a sort of the table."""
+        Fresh jobs (those that started an empty lane: a user who is not part of a backlog) come first, in
+        order, so that a backlog in other conversations never delays them; then the oldest lane heads. Both
+        scans walk an index in order and stop at `limit` (jobs_fresh, jobs_status): a backlog behind the
+        heads costs one index probe each, not a sort of the table."""
 
         def tx(cur: Any) -> list[Job]:
-            rows = self._exec(cur, (
-                "SELECT id, lane, kind, payload, attempts, first_at FROM jobs j"
-                " WHERE status = 'pending' AND due_at <= ? AND (lease_until IS NULL OR lease_until < ?)"
-                " AND NOT EXISTS (SELECT 1 FROM jobs p WHERE p.lane = j.lane AND p.status = 'pending'"
-                " AND p.id < j.id) ORDER BY j.status, j.id LIMIT ?"), (now, now, limit)).fetchall()
+            rows = self._exec(cur, FRESH_HEADS, (now, now, limit)).fetchall()
+            if len(rows) < limit:
+                rows += self._exec(cur, OLDEST_HEADS, (now, now, limit - len(rows))).fetchall()
             claimed = []
             for row in rows:
                 cur2 = self._exec(cur, (
@@ -205,6 +237,32 @@ class SqlStore:
         rows = await self._run(lambda cur: self._exec(
             cur, "SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall(), write=False)
         return {"pending": 0, "dead": 0, **{status: count for status, count in rows}}
+
+    # -- dead letters -----------------------------------------------------------------------------
+    async def dead_letters(self, limit: int = 100, before: int | None = None) -> list[DeadLetter]:
+        """Dead jobs, newest first (without their payloads)."""
+        rows = await self._run(lambda cur: self._exec(cur, (
+            "SELECT id, lane, kind, attempts, first_at, last_error FROM jobs WHERE status = 'dead' AND id < ?"
+            " ORDER BY status, id DESC LIMIT ?"), (before or 2 ** 62, limit)).fetchall(), write=False)
+        return [DeadLetter(*row) for row in rows]
+
+    async def dead_letter(self, job_id: int) -> tuple[DeadLetter, str] | None:
+        """One dead job and its payload."""
+        row = await self._run(lambda cur: self._exec(cur, (
+            "SELECT id, lane, kind, attempts, first_at, last_error, payload FROM jobs"
+            " WHERE id = ? AND status = 'dead'"), (job_id,)).fetchone(), write=False)
+        return (DeadLetter(*row[:6]), row[6]) if row else None
+
+    async def retry_dead(self, job_id: int | None, now: float) -> int:
+        """Put one dead job (or every one, `job_id` None) back in its lane, due now, with a fresh retry
+        period; returns how many."""
+        return await self._run(lambda cur: int(self._exec(cur, (
+            "UPDATE jobs SET status = 'pending', due_at = ?, first_at = ?, lease_owner = NULL, lease_until = NULL"
+            " WHERE status = 'dead' AND (? IS NULL OR id = ?)"), (now, now, job_id, job_id)).rowcount))
+
+    async def drop_dead(self, job_id: int) -> bool:
+        return bool(await self._run(lambda cur: self._exec(
+            cur, "DELETE FROM jobs WHERE id = ? AND status = 'dead'", (job_id,)).rowcount))
 
     async def signature_serves(self, key: str, request_digest: str, now: float) -> bool:
         """Record the request (its digest) a signature first came with; False when it comes with another."""
@@ -239,6 +297,20 @@ class SqlStore:
 
         # One short transaction each, so that a long prune never holds up intake.
         return {name: await self._run(delete(statement, before)) for name, (statement, before) in statements.items()}
+
+
+def check_store(url: str) -> None:
+    """Connect once, so that start-up stops with one line naming the cause and the variable to fix
+    instead of a traceback on the first push."""
+    dialect = dialect_for(url)
+    try:
+        conn = dialect.connect()
+        try:
+            conn.cursor().execute("SELECT 1")
+        finally:
+            conn.close()
+    except Exception as exc:
+        raise ConfigError(dialect.explain(exc)) from None
 
 
 async def open_store(url: str) -> SqlStore:

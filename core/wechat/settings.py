@@ -1,10 +1,13 @@
 """WeChat's settings: the open API, how pushes are trusted, developer-server mode."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from core.env import EnvReader
 from core.errors import ConfigError
+
+PLACEHOLDER = "CHANGE-ME"  # container.config.json ships WX_PUSH_PATH with it: a committed path is no secret
 
 
 @dataclass(frozen=True)
@@ -15,6 +18,7 @@ class WeChatSettings:
     secret: str | None = None
     token: str | None = None
     aes_key: str | None = None
+    push_path: str = "/"  # WX_PUSH_PATH: a secret path makes the push route unguessable
 
     @classmethod
     def from_env(cls, env: EnvReader) -> WeChatSettings:
@@ -25,7 +29,15 @@ class WeChatSettings:
             secret=env.str("WX_SECRET"),
             token=env.str("WX_TOKEN"),
             aes_key=env.aes_key("WX_AES_KEY", "EncodingAESKey"),
+            push_path=env.str("WX_PUSH_PATH", "/") or "/",
         )
+        if not re.fullmatch(r"/([A-Za-z0-9_\-./]{16,128})?", settings.push_path) or "//" in settings.push_path:
+            raise ConfigError("WX_PUSH_PATH must be / or a path of 16 to 128 URL-safe characters after the /, "
+                              "e.g. /wx/<32 random letters>")
+        if PLACEHOLDER in settings.push_path:
+            raise ConfigError("WX_PUSH_PATH still holds the placeholder from container.config.json: set a random "
+                              "path of your own (the same in the message-push settings), or / with "
+                              "WX_PUSH_TRUST=network when public access is off")
         if settings.secret and not settings.appid:
             raise ConfigError("WX_SECRET is set but WX_APPID is not: a stable_token needs both")
         if settings.aes_key and not (settings.token and settings.appid):

@@ -28,11 +28,12 @@ def text_event(text: str, msg_id: str, openid: str = "ohl4L0Rnhq7vmmbT_DaNQa4ePa
 
 
 class FunctionInstance:
-    def __init__(self, env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    def __init__(self, env: dict[str, str | None], monkeypatch: pytest.MonkeyPatch) -> None:
         for key in RELAY_VARIABLES & set(os.environ):
             monkeypatch.delenv(key)
         for key, value in env.items():
-            monkeypatch.setenv(key, value)
+            if value is not None:  # None: leave the variable unset
+                monkeypatch.setenv(key, value)
         spec = importlib.util.spec_from_file_location(f"relay_function_{next(_names)}", INDEX)
         assert spec and spec.loader
         self.module = importlib.util.module_from_spec(spec)
@@ -51,12 +52,18 @@ class FunctionInstance:
 
     def post(self, path: str = "/", body: bytes | str = b"", headers: dict[str, str] | None = None,
              params: dict[str, str] | None = None) -> httpx.Response:
+        return self.http("POST", path, body, headers, params)
+
+    def http(self, method: str, path: str, body: bytes | str = b"", headers: dict[str, str] | None = None,
+             params: dict[str, str] | None = None) -> httpx.Response:
         """An HTTP-access event (binary-safe: the body travels base64-encoded); the integrated response back."""
         data = body.encode() if isinstance(body, str) else body
-        answer = self.invoke({"path": path, "httpMethod": "POST", "headers": headers or {},
+        answer = self.invoke({"path": path, "httpMethod": method, "headers": headers or {},
                               "queryStringParameters": params or {}, "body": base64.b64encode(data).decode(),
-                              "isBase64Encoded": True, "requestContext": {"requestId": "r", "envId": "env"}})
-        return httpx.Response(answer["statusCode"], headers=answer["headers"], content=answer["body"].encode())
+                              "isBase64Encoded": True,
+                              "requestContext": {"requestId": "r", "envId": "env", "sourceIp": "198.51.100.7"}})
+        content = base64.b64decode(answer["body"]) if answer["isBase64Encoded"] else answer["body"].encode()
+        return httpx.Response(answer["statusCode"], headers=answer["headers"], content=content)
 
     def close(self) -> None:
         relay = self.module._relay

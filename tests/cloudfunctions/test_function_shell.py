@@ -139,3 +139,9 @@ def test_body_limit_holds_over_http_access(function, desk):
     fn = function(RELAY_MAX_BODY="4096")
     answer = fn.post("/webhook/reply", b"{" + b" " * 5000 + b"}", {"content-type": "application/json"})
     assert answer.status_code == 413 and answer.json()["error"]
+
+
+def test_the_function_refuses_an_implicit_sqlite_with_one_line(function):
+    fn = function(DATABASE_URL=None)
+    answer = fn.push(text_event("hello", "m-1"))
+    assert "MySQL is not configured" in answer["error"] and "MYSQL_ADDRESS" in answer["error"]

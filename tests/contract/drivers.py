@@ -8,17 +8,19 @@ import base64
 import json
 import re
 import time
-from typing import ClassVar
+from typing import Any, ClassVar
 from urllib.parse import urlencode
 
 import httpx
 
 from tests.conftest import fixture_json
 from tests.fakes.c4c import ODATA, FakeC4C
+from tests.fakes.easemob import FakeEasemob
 from tests.fakes.echat import FakeEchat, sample
 from tests.fakes.server import FakeServer
 from tests.fakes.webhook import HOOK, FakeWebhookDesk, post_reply
 from tests.fakes.wechat import FakeWeChat
+from tests.inbox import PASSWORD, Agent, conversation_path, setup_token
 from tests.service import Service
 
 APP = "wx8bd01c9a583478cf"
@@ -27,6 +29,7 @@ APP = "wx8bd01c9a583478cf"
 class DeskDriver(abc.ABC):
     name: ClassVar[str]
     takes_user_messages: ClassVar[bool] = True  # False: the desk has no way to take a user's words
+    remote: ClassVar[bool] = True  # False: the desk lives in the relay itself, with nothing to fail or be down
     fake: FakeServer | None = None  # the desk's fake, when it has one
 
     def __init__(self, wechat: FakeWeChat) -> None:
@@ -39,6 +42,13 @@ class DeskDriver(abc.ABC):
     @abc.abstractmethod
     def env(self) -> dict[str, str]:
         """The variables that point the desk at its fake."""
+
+    def attach(self, service: Service) -> None:  # noqa: B027 - an optional hook
+        """The service is up (a desk whose agents work through the service itself logs in here)."""
+
+    def replies_accepted(self, service: Service, openid: str) -> float:
+        """How many agents' replies to `openid` the relay took from the desk."""
+        return service.metric("relay_desk_callbacks_total", desk=self.name, result="accepted")
 
     # -- user → desk --------------------------------------------------------------------------------
     def seen(self, openid: str) -> list[str]:
@@ -155,7 +165,94 @@ class EchatDriver(DeskDriver):
         return service.metric("relay_outbox_jobs", status="dead") >= 1
 
 
-DRIVERS: list[type[DeskDriver]] = [WebhookDriver, C4CDriver, EchatDriver]
+class EasemobDriver(DeskDriver):
+    """Each user is an IM user of the fake app writing to the kefu service number; agents answer from
+    the service number through the signed post-send callback (retried once on a non-200, as Easemob
+    does). The fake does not echo the visitors' own messages here (tests/http/test_easemob.py does)."""
+
+    name = "easemob"
+
+    def __init__(self, wechat: FakeWeChat) -> None:
+        super().__init__(wechat)
+        self.fake = self.easemob = FakeEasemob()
+        self.easemob.echo = False
+
+    def env(self) -> dict[str, str]:
+        return self.easemob.env()
+
+    def _from(self, openid: str) -> list[dict[str, Any]]:
+        return [m for m in self.easemob.to_service() if m["ext"]["weichat"]["visitor"]["openid"] == openid]
+
+    def seen(self, openid: str) -> list[str]:
+        return [m["body"]["msg"] for m in self._from(openid) if m["type"] == "txt" and "relay_notice" not in m["ext"]]
+
+    def fail_next_deliveries(self, times: int) -> None:
+        self.easemob.send_outcomes.extend([503] * times)
+
+    def reply(self, service: Service, openid: str, text: str, reply_id: str, *, forged: bool = False,
+              stale: bool = False) -> httpx.Response:
+        self.easemob.callback_url = f"{service.url}/easemob"
+        user = self.wechat.wait_for(lambda: self._from(openid), what="the visitor's IM user")[0]["from"]
+        message = {"msg_id": reply_id, "from": self.easemob.service_number, "to": user, "type": "txt",
+                   "body": {"msg": text}, "ext": {"weichat": {"agent": {"userNickname": "客服"}}}}
+        timestamp = int(time.time() * 1000) - 3_600_000 if stale else None
+        return self.easemob.post_callback(self.easemob.callback_body(
+            message, timestamp=timestamp, secret="forged" if forged else None))
+
+    def refusal_reported(self, service: Service, openid: str, text: str) -> bool:
+        """A note from the visitor's IM user, marked as the relay's, in the kefu conversation."""
+        return any("relay_notice" in m["ext"] and text in m["body"]["msg"] for m in self._from(openid))
+
+
+
+
+class InboxDriver(DeskDriver):
+    """The built-in inbox: its agent is a logged-in browser session, and its replies are API calls with a
+    `client_id` (the same id again is the page's retry). It lives in the relay's own store, so there is
+    no remote desk to fail or be down."""
+
+    name = "inbox"
+    remote = False
+
+    def env(self) -> dict[str, str]:
+        return {}
+
+    def attach(self, service: Service) -> None:
+        self.agent = Agent(service.url)
+        answer = self.agent.http.post("/inbox/api/setup", json={"token": setup_token(service), "name": "root",
+                                                                "password": PASSWORD})
+        assert answer.status_code == 201, answer.text
+        self.agent.csrf = answer.json()["csrf_token"]
+
+    def close(self) -> None:
+        if hasattr(self, "agent"):
+            self.agent.close()
+
+    def seen(self, openid: str) -> list[str]:
+        return [m["text"] for m in self.agent.messages(openid) if m["direction"] == "in"]
+
+    def reply(self, service: Service, openid: str, text: str, reply_id: str, *, forged: bool = False,
+              stale: bool = False) -> httpx.Response:
+        """Forged: a made-up session cookie; stale: the cookie of a session that logged out."""
+        agent = self.agent
+        if forged or stale:
+            agent = Agent(service.url)
+            if stale:
+                agent.login("root")
+                assert agent.post("/inbox/api/logout").status_code == 200
+            else:
+                agent.http.cookies.set("inbox_session", "A" * 43, path="/inbox")
+                agent.csrf = self.agent.csrf
+        return agent.post(conversation_path(openid) + "/reply", {"text": text, "client_id": reply_id})
+
+    def refusal_reported(self, service: Service, openid: str, text: str) -> bool:
+        return any(m["text"] == text and m["state"] == "undeliverable" for m in self.agent.messages(openid))
+
+    def replies_accepted(self, service: Service, openid: str) -> float:
+        return sum(m["direction"] == "out" for m in self.agent.messages(openid))
+
+
+DRIVERS: list[type[DeskDriver]] = [WebhookDriver, C4CDriver, EchatDriver, EasemobDriver, InboxDriver]
 
 
 def user_texts(wechat: FakeWeChat, openid: str, expected: set[str]) -> list[str]:

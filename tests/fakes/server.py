@@ -37,6 +37,7 @@ class FakeServer:
 
     requests: list[Recorded] = field(default_factory=list)
     down: int | None = None  # when set, every unscripted request gets this status (an outage)
+    delay: float = 0.0  # seconds before each answer (a slow peer)
 
     def __post_init__(self) -> None:
         self._scripts: dict[str, deque[Answer]] = defaultdict(deque)
@@ -100,6 +101,8 @@ class FakeServer:
             scripted = queue.popleft() if queue else None
         if scripted is None and self.down:
             scripted = (self.down, {"error": "outage"})
+        if self.delay:
+            time.sleep(self.delay)
         status, value, *extra = scripted or self.answer(recorded)
         recorded.status, recorded.answer = status, value
         with self._lock:

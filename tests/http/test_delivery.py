@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
@@ -170,3 +171,22 @@ def test_too_long_text_resent_shortened_once(start_service, wechat, desk):
     content = sent["text"]["content"]
     assert content.endswith("…") and len(content.encode()) <= 2000 and content.startswith("长" * 600)
     assert desk.events("undeliverable") == []
+
+
+def test_a_trickle_is_delivered_within_a_second_during_a_burst(start_service, desk):
+    """A burst from 50 busy conversations (more than the worker runs at once) backs up behind a slow desk;
+    another user who writes meanwhile is not queued behind that backlog: a job that starts an empty lane
+    is claimed before the backlog's heads."""
+    desk.delay = 0.5  # the backlog drains at 32 messages a second (16 at once)
+    service = start_service()
+    burst = [fresh_push("wechat/push.text.json", FromUserName=f"oBurst{n % 50}", MsgId=10_000 + n, Content=f"b{n}")
+             for n in range(600)]
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(lambda body: service.post("/", body, HEADERS).text, burst)).count("success") == 600
+    started = time.monotonic()
+    assert service.post("/", fresh_push("wechat/push.text.json", FromUserName="oTrickle", MsgId=1,
+                                        Content="trickle"), HEADERS).text == "success"
+    desk.wait_for(lambda: any(e["openid"] == "oTrickle" for e in desk.events("message")), timeout=5)
+    waited = time.monotonic() - started
+    backlog = 600 - len([e for e in desk.events("message") if e["openid"].startswith("oBurst")])
+    assert waited < 1.0 and backlog > 100, (waited, backlog)

@@ -8,9 +8,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from core import __version__
 from tests.conftest import fixture_bytes, fresh_push
 from tests.fakes.webhook import post_reply
 from tests.fakes.wechat import SEND
+from tests.service import Service
 
 HEADERS = {"x-wx-source": "other", "x-wx-appid": "wxapp0000000001"}
 
@@ -83,7 +85,7 @@ def test_other_message_types_reach_the_desk_as_a_notice(start_service, desk):
 
 
 def test_session_event_routed_by_session_from(start_service, desk):
-    service = start_service(RELAY_DESK="", RELAY_ROUTES="vip-:webhook")
+    service = start_service(RELAY_DESK="", RELAY_ROUTES="vip-:webhook")  # everyone else: the inbox
     enter = json.loads(fresh_push("wechat/push.event.user_enter_tempsession.json"))
     service.post("/", json.dumps({**enter, "FromUserName": "ovip", "SessionFrom": "vip-order-7"}), HEADERS)
     service.post("/", json.dumps({**enter, "FromUserName": "oplain", "SessionFrom": "home"}), HEADERS)
@@ -92,15 +94,19 @@ def test_session_event_routed_by_session_from(start_service, desk):
     desk.wait_for(lambda: len(desk.events()) == 2, what="the vip session and message")
     assert [(e["event"], e["openid"]) for e in desk.events()] == [("session", "ovip"), ("message", "ovip")]
     assert desk.events("session")[0]["session_from"] == "vip-order-7"
-    assert "no desk for this conversation" in service.logs()  # oplain's message is kept, not relayed
+    desk.wait_for(lambda: len(delivered_to_inbox(service)) == 2, what="oplain's two pushes in the inbox")
 
 
-def test_no_desk_configured_still_acknowledges_stores_and_says_so(start_service, desk):
+def delivered_to_inbox(service: Service) -> list[str]:
+    return [line for line in service.logs().splitlines() if '"delivered to desk"' in line and '"desk": "inbox"' in line]
+
+
+def test_unset_desk_means_the_inbox(start_service, desk):
     service = start_service(RELAY_DESK="", WEBHOOK_URL="", WEBHOOK_SECRET="")
     assert service.post("/", fresh_push("wechat/push.text.json"), HEADERS).text == "success"
-    assert "no desk is configured" in service.logs()
-    desk.wait_for(lambda: 'relay_outbox_jobs{status="dead"} 1.0' in httpx.get(f"{service.url}/metrics").text,
-                  what="the message kept as a dead letter")
+    desk.wait_for(lambda: delivered_to_inbox(service), what="the message in the inbox")
+    assert desk.events() == []
+    assert 'relay_outbox_jobs{status="dead"} 0.0' in httpx.get(f"{service.url}/metrics").text
 
 
 def test_same_push_ten_times_concurrently_delivered_once(start_service, desk):
@@ -130,13 +136,13 @@ def test_resource_reuse_sends_carry_from_appid(start_service, wechat, desk):
 def test_healthz_and_metrics(start_service, desk):
     service = start_service()
     health = httpx.get(f"{service.url}/healthz")
-    assert health.json() == {"status": "ok", "store": "reachable"}
+    assert health.json() == {"status": "ok", "store": "reachable", "version": __version__}
     service.post("/", fresh_push("wechat/push.text.json"), HEADERS)
     service.post("/", b"nonsense", HEADERS)
     desk.wait_for(lambda: desk.events())
     text = httpx.get(f"{service.url}/metrics").text
     assert 'relay_pushes_total{result="accepted"} 1.0' in text
-    assert 'relay_requests_refused_total{route="/",status="400"} 1.0' in text
+    assert 'relay_requests_refused_total{route="push",status="400"} 1.0' in text
     assert 'relay_outbox_jobs{status="pending"}' in text
     assert "WEBHOOK" not in text and "webhook-secret" not in service.logs()
 

@@ -23,10 +23,11 @@ def test_empty_environment_gives_spec_defaults():
     assert settings.database_url == "sqlite:///relay.db"
     assert settings.wechat.api_base == "http://api.weixin.qq.com"
     assert settings.wechat.push_trust == "header"
-    assert settings.desk is None
+    assert settings.desk == "inbox"  # the built-in inbox is the default desk
     assert settings.routes == ()
     assert settings.max_body == 1 << 20
-    assert settings.desks_in_use() == []
+    assert settings.desks_in_use() == ["inbox"]
+    assert settings.desks["inbox"].keep_days == 90
     assert (settings.wechat.appid, settings.wechat.secret, settings.wechat.token, settings.wechat.aes_key) == \
         (None, None, None, None)
 
@@ -77,9 +78,14 @@ def test_mysql_variables_without_address_keep_sqlite():
     ({"RELAY_DESK": "webhook", "WEBHOOK_URL": "https://desk.example.com/hook"}, "WEBHOOK_SECRET"),
     ({"RELAY_ROUTES": "vip:webhook", "WEBHOOK_SECRET": "s3cret"}, "WEBHOOK_URL"),
     ({"DATABASE_URL": "postgres://x"}, "DATABASE_URL"),
+    ({"WX_PUSH_PATH": "/wx/CHANGE-ME-to-a-random-secret"}, "WX_PUSH_PATH"),
+    ({"WX_PUSH_PATH": "/short"}, "WX_PUSH_PATH"),
+    ({"WX_PUSH_PATH": "no-slash-in-front-of-it"}, "WX_PUSH_PATH"),
+    ({"RELAY_STORE_EXPLICIT": "on"}, "MYSQL_ADDRESS"),
 ], ids=["push-trust", "desk", "routes", "routes-desk", "max-body-negative", "max-body-zero", "max-body-unit",
         "max-body-superscript", "secret-without-appid", "aes-key-short", "aes-key-long", "aes-key-without-token",
-        "webhook-without-url", "webhook-without-secret", "routed-webhook-without-url", "postgres"])
+        "webhook-without-url", "webhook-without-secret", "routed-webhook-without-url", "postgres",
+        "push-path-placeholder", "push-path-short", "push-path-relative", "implicit-store"])
 def test_bad_value_raises_config_error_naming_the_variable(env, variable):
     with pytest.raises(ConfigError) as caught:
         Settings.from_env(env)
@@ -99,7 +105,16 @@ def test_the_bad_values_are_fine_once_corrected():
 def test_routes_parse_in_order():
     settings = Settings.from_env({"RELAY_ROUTES": "vip:webhook,order-:webhook", **WEBHOOK})
     assert settings.routes == (("vip", "webhook"), ("order-", "webhook"))
-    assert settings.desks_in_use() == ["webhook"]
+    assert settings.desks_in_use() == ["inbox", "webhook"]  # everyone not routed: the inbox
+
+
+def test_inbox_chosen_per_entry_and_its_keep_days():
+    settings = Settings.from_env({"RELAY_DESK": "webhook", "RELAY_ROUTES": "help-:inbox",
+                                  "RELAY_INBOX_KEEP_DAYS": "30", **WEBHOOK})
+    assert settings.desks_in_use() == ["webhook", "inbox"]
+    assert settings.desks["inbox"].keep_days == 30
+    with pytest.raises(ConfigError, match="RELAY_INBOX_KEEP_DAYS"):
+        Settings.from_env({"RELAY_INBOX_KEEP_DAYS": "forever"})
 
 
 def test_routes_keep_the_order_they_are_given():

@@ -46,7 +46,7 @@ async def test_conversation_upsert_keeps_desk_and_moves_window_forward(store):
 
 async def test_claim_gives_one_job_per_lane_in_order(store):
     await store.enqueue([("A", "k", "a1"), ("A", "k", "a2"), ("B", "k", "b1")], NOW)
-    first = await store.claim("w1", NOW, 10, 30)
+    first = sorted(await store.claim("w1", NOW, 10, 30), key=lambda job: job.payload)
     assert [job.payload for job in first] == ["a1", "b1"]
     assert await store.claim("w2", NOW, 10, 30) == []  # a2 waits behind the leased a1
     await store.complete(first[0], "w1")
@@ -185,3 +185,31 @@ async def test_a_signature_serves_one_request(store):
     assert await store.signature_serves("echat:1:n:SIG", "b" * 64, NOW)  # exact keys
     await store.prune(NOW + 10, Retention(dedupe=0))
     assert await store.signature_serves("echat:1:n:sig", "b" * 64, NOW + 20)  # forgotten after pruning
+
+
+async def test_a_job_that_starts_an_empty_lane_is_claimed_before_a_backlog(store):
+    """A user outside a backlog is not queued behind it: fresh lanes first, in order; then the oldest heads."""
+    await store.enqueue([NewJob(f"busy{i % 5}", JobKind.SEND, f"b{i}") for i in range(50)], NOW)
+    for job in await store.claim("w", NOW, 5, 30):  # each busy lane's first job started it: fresh
+        await store.complete(job, "w")
+    await store.enqueue([NewJob("quiet", JobKind.SEND, "q1")], NOW + 1)
+    assert [job.payload for job in await store.claim("w", NOW + 1, 1, 30)] == ["q1"]
+    rest = await store.claim("w", NOW + 1, 10, 30)
+    assert sorted(job.payload for job in rest) == ["b5", "b6", "b7", "b8", "b9"]  # still one per lane, in order
+
+
+async def test_a_schema_2_jobs_table_is_upgraded_in_place(tmp_path):
+    import sqlite3
+    path = tmp_path / "old.db"
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE jobs (id INTEGER PRIMARY KEY AUTOINCREMENT, lane VARCHAR(255) NOT NULL,"
+                   " kind VARCHAR(32) NOT NULL, payload TEXT NOT NULL, status VARCHAR(16) NOT NULL DEFAULT 'pending',"
+                   " attempts INTEGER NOT NULL DEFAULT 0, due_at DOUBLE NOT NULL, first_at DOUBLE NOT NULL,"
+                   " lease_owner VARCHAR(128), lease_until DOUBLE, last_error TEXT)")
+        db.execute("INSERT INTO jobs (lane, kind, payload, due_at, first_at) VALUES ('A', 'send', 'kept', 0, 0)")
+    store = await open_store(f"sqlite:///{path}")
+    try:
+        [job] = await store.claim("w", NOW, 10, 30)
+        assert job.payload == "kept"
+    finally:
+        await store.close()
