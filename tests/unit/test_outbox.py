@@ -212,6 +212,24 @@ async def test_a_retry_is_logged_with_its_attempt_and_wait(sqlite_store, clock):
     assert [(r.attempt, r.in_seconds, r.error) for r in retried] == [(1, 12.3, "HTTP 429"), (2, 12.3, "HTTP 429")]
 
 
+async def test_housekeeping_runs_every_upkeep_even_after_one_fails(sqlite_store, clock):
+    done: list[float] = []
+
+    async def broken(now: float) -> None:
+        raise RuntimeError("the desk's table is gone")
+
+    async def upkeep(now: float) -> None:
+        done.append(now)
+
+    handler, _ = failing()
+    outbox = Outbox(sqlite_store, handler, Metrics(), concurrency=4, lease=30, retry_for=RETRY_FOR,
+                    retention=Retention(dedupe=WEEK), clock=clock, housekeeping=[broken, upkeep])
+    with captured("relay.outbox") as logged:
+        assert await outbox.drain(5) == 0  # a drain ends with housekeeping too: a function has no idle second
+    assert done == [NOW]
+    assert logged.messages() == ["pruned what is past its retention", "periodic upkeep failed; tried again in an hour"]
+
+
 # -- drain: the cloud function's time-boxed run ---------------------------------------------------
 
 async def test_drain_runs_every_due_job_across_rounds_and_counts_them(sqlite_store, clock):
@@ -311,6 +329,31 @@ async def test_run_keeps_at_most_concurrency_jobs_in_flight(sqlite_store, clock)
     await wait_until(lambda: _is(sqlite_store, {"pending": 0, "dead": 0}))
     await stop(task)
     assert peak[0] == 2
+
+
+async def test_while_intake_is_busy_the_worker_keeps_to_two_jobs(sqlite_store, clock):
+    gate, in_flight, peak, busy = asyncio.Event(), [0], [0], [True]
+
+    async def blocked(job: Job) -> None:
+        in_flight[0] += 1
+        peak[0] = max(peak[0], in_flight[0])
+        await gate.wait()
+        in_flight[0] -= 1
+
+    await sqlite_store.enqueue([NewJob(f"lane{i}", "k", str(i)) for i in range(6)], NOW)
+    outbox = Outbox(sqlite_store, blocked, Metrics(), concurrency=4, lease=30, retry_for=RETRY_FOR,
+                    retention=Retention(dedupe=WEEK), clock=clock, busy=lambda: busy[0])
+    task = await running(outbox)
+    await wait_until(lambda: _true(peak[0] == 2))
+    outbox.wake()
+    await asyncio.sleep(0.2)  # a bounded wait: nothing more may start while pushes arrive
+    assert peak[0] == 2
+    busy[0] = False
+    outbox.wake()
+    await wait_until(lambda: _true(peak[0] == 4))  # intake quiet: the worker catches up
+    gate.set()
+    await wait_until(lambda: _is(sqlite_store, {"pending": 0, "dead": 0}))
+    await stop(task)
 
 
 async def test_run_does_not_start_a_job_twice_when_it_renews_its_own_lease(sqlite_store, clock):

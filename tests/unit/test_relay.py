@@ -5,6 +5,7 @@ Branches the webhook desk cannot reach (threads, replies made on delivery, unsig
 under a prefix, users looked up by the desk) go through `ScriptDesk`, a desk the tests register."""
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import sqlite3
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from core import __version__
 from core.config import Settings
 from core.desks import REGISTRY
 from core.desks.base import Callback, Delivered, Desk, DeskSettings
@@ -59,6 +61,9 @@ class ScriptDesk(Desk[DeskSettings]):
         self.thread: dict[str, Any] | None = None  # what the next deliveries return
         self.replies: tuple[AgentReply, ...] = ()
         self.closed = False
+        self.sent_ids: list[str] = []
+        self.upkeep: list[float] = []
+        self.fail_sent = False
 
     def parse_callback(self, request: Request) -> Callback:
         if request.header("x-key") != "ok":
@@ -88,6 +93,14 @@ class ScriptDesk(Desk[DeskSettings]):
 
     async def serve(self, request: Request) -> Response:
         return Response.text(f"page {request.path}")
+
+    async def sent(self, reply: AgentReply) -> None:
+        self.sent_ids.append(reply.id)
+        if self.fail_sent:
+            raise RuntimeError("the desk's own store is down")
+
+    async def housekeeping(self, now: float) -> None:
+        self.upkeep.append(now)
 
     async def close(self) -> None:
         self.closed = True
@@ -165,7 +178,7 @@ def script(relay: Relay) -> ScriptDesk:
 
 async def test_health_and_metrics_routes(relay):
     health = await relay.handle(request("/healthz", method="GET"))
-    assert (health.status, body(health)) == (200, {"status": "ok", "store": "reachable"})
+    assert (health.status, body(health)) == (200, {"status": "ok", "store": "reachable", "version": __version__})
     metrics = await relay.handle(request("/metrics", method="GET"))
     assert metrics.status == 200 and metrics.headers["content-type"] == relay.metrics.content_type
     assert b'relay_outbox_jobs{status="pending"} 0.0' in metrics.body
@@ -174,7 +187,7 @@ async def test_health_and_metrics_routes(relay):
 async def test_health_says_unavailable_when_the_store_is_unreachable(relay):
     await relay.store.close()
     health = await relay.handle(request("/healthz", method="GET"))
-    assert (health.status, body(health)) == (503, {"status": "unavailable", "store": "unreachable"})
+    assert (health.status, body(health)) == (503, {"status": "unavailable", "store": "unreachable", "version": __version__})
 
 
 async def test_a_desk_serves_its_prefix_and_everything_under_it_only(relay):
@@ -196,10 +209,40 @@ async def test_refusals_answer_json_with_status_and_headers_and_are_counted_by_r
     assert [r.status for r in refused] == [404, 405, 403, 401]
     assert all(r.headers["content-type"].startswith("application/json") and "error" in body(r) for r in refused)
     assert refused[3].headers["www-authenticate"] == "Key"
-    counted = {("other", "404"): 4, ("/webhook/reply", "405"): 3, ("/", "403"): 1, ("/script/callback", "401"): 1}
+    counted = {("other", "404"): 4, ("/webhook/reply", "405"): 3, ("push", "403"): 1, ("/script/callback", "401"): 1}
     for (route, status), times in counted.items():
         assert sample(relay, "relay_requests_refused_total", route=route, status=status) == times
     assert await relay.store.depth() == {"pending": 0, "dead": 0}
+
+
+async def test_a_page_request_that_may_change_something_wakes_the_outbox(relay):
+    relay.outbox._wake.clear()
+    await relay.handle(request("/script-pages/inbox", method="GET"))
+    assert not relay.outbox._wake.is_set()
+    await relay.handle(request("/script-pages/inbox/reply", method="POST"))
+    assert relay.outbox._wake.is_set()
+
+
+async def test_pushes_come_on_the_secret_push_path_only(make_relay):
+    path = "/wx/0123456789abcdef"
+    relay = await make_relay(WX_PUSH_PATH=path)
+    assert (await relay.handle(request(path, push_body(), headers=SOURCE))).body == b"success"
+    assert (await relay.handle(request("/", push_body(MsgId=2), headers=SOURCE))).status == 404
+    assert relay.refusal_before_body(request(path), 1000) is not None
+    assert relay.refusal_before_body(request("/"), 1000) is None
+    assert (await relay.handle(request(path, push_body(MsgId=3)))).status == 403  # no x-wx-source
+    assert sample(relay, "relay_requests_refused_total", route="push", status="403") == 2  # named, never spelled
+    assert await relay.store.depth() == {"pending": 1, "dead": 0}
+
+
+async def test_intake_counts_as_busy_for_a_moment_after_each_push(relay):
+    assert not relay.outbox.busy()
+    await push(relay)
+    assert relay.outbox.busy()  # the worker keeps to a few jobs while acknowledgements are due
+    await asyncio.sleep(0.1)  # a bounded wait past the busy window (50 ms)
+    assert not relay.outbox.busy()
+    await relay.handle(request("/healthz", method="GET"))
+    assert not relay.outbox.busy()  # only pushes count
 
 
 async def test_bodies_over_the_limit_are_refused_before_routing(make_relay):
@@ -219,7 +262,7 @@ async def test_push_credentials_are_refused_before_the_body_is_read(relay):
     head = request("/", method="POST")
     refused = relay.refusal_before_body(head, 1000)  # no x-wx-source header
     assert refused is not None and refused.status == 403 and "error" in body(refused)
-    assert sample(relay, "relay_requests_refused_total", route="/", status="403") == 1
+    assert sample(relay, "relay_requests_refused_total", route="push", status="403") == 1
     assert relay.refusal_before_body(request("/", headers=SOURCE), 1000) is None
     assert relay.refusal_before_body(head, 100) is None  # small enough to be a probe, which comes bare
     assert relay.refusal_before_body(request("/webhook/reply"), 1000) is None  # desks check their own
@@ -366,14 +409,12 @@ async def test_delivery_keeps_the_desks_thread_and_queues_the_replies_it_made(re
     assert (await relay.store.conversation(APP, "fromUser")).thread == {"ticket": 7}  # None keeps it
 
 
-async def test_a_push_with_no_desk_is_kept_as_a_dead_letter(make_relay, desk):
-    with captured("relay.relay") as logged:
-        await make_relay()
-        relay = await make_relay(RELAY_DESK=None, RELAY_ROUTES=None)
-    assert logged.messages() == ["no desk is configured (RELAY_DESK): pushes are stored and acknowledged, not relayed"]
-    await push(relay)
-    await relay.outbox.drain(5)
-    assert await relay.store.depth() == {"pending": 0, "dead": 1}
+async def test_a_push_whose_desk_is_no_longer_configured_is_kept_as_a_dead_letter(make_relay, desk):
+    before = await make_relay()
+    await push(before, "push.event.user_enter_tempsession.json", SessionFrom="vip-1")  # routed to the script desk
+    after = await make_relay(RELAY_ROUTES=None)  # restarted without that route
+    await after.outbox.drain(5)
+    assert await after.store.depth() == {"pending": 0, "dead": 1}
     assert desk.events() == []
 
 
@@ -421,6 +462,27 @@ async def test_a_reply_wechat_refuses_is_reported_and_closes_the_window_only_whe
     assert (reply_id, said, code) == ("r1", reason, errcode)
     assert (conversation.window_until == 0) is closes
     assert relay.outbox._wake.is_set()
+
+
+async def test_a_sent_reply_is_recorded_by_its_desk_and_never_sent_again_if_that_fails(relay, wechat):
+    await push(relay, "push.event.user_enter_tempsession.json", SessionFrom="vip-1")
+    await push(relay, MsgId=2)
+    desk = script(relay)
+    desk.fail_sent = True
+    with captured("relay.relay") as logged:
+        await script_callback(relay, replies=[{"id": "r1"}])
+        await relay.outbox.drain(5)
+    assert desk.sent_ids == ["r1"] and wechat.texts_to("fromUser") == ["text of r1"]
+    assert "the desk could not record a sent reply" in logged.messages()
+    assert await relay.store.depth() == {"pending": 0, "dead": 0}
+
+
+async def test_desks_do_their_upkeep_with_the_outboxs_housekeeping(make_relay):
+    clock = Clock()
+    clock.pinned = 1_800_000_000.0
+    relay = await make_relay(clock)
+    await relay.outbox.drain(5)
+    assert script(relay).upkeep == [1_800_000_000.0]
 
 
 async def test_a_refused_typing_indicator_is_not_reported(relay, wechat):
@@ -493,6 +555,6 @@ async def test_start_opens_the_store_named_in_the_settings(tmp_path):
     relay = await Relay.start(settings)
     try:
         assert (await relay.handle(request("/healthz", method="GET"))).status == 200
-        assert (tmp_path / "started.db").exists() and relay.desks == {}
+        assert (tmp_path / "started.db").exists()
     finally:
         await relay.close()
