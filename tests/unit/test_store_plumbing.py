@@ -15,10 +15,11 @@ from typing import Any
 import pymysql
 import pytest
 
+from core.errors import ConfigError
 from core.models import ConversationTouch, JobKind, NewJob
 from core.store import open_store
 from core.store.dialects import dialect_for
-from core.store.sql import SCHEMA_VERSION
+from core.store.sql import SCHEMA_VERSION, check_store
 
 NOW = 1_800_000_000.0
 
@@ -175,3 +176,59 @@ async def test_sqlite_connections_made_on_other_threads_are_closed_with_the_stor
     worker.join()
     await store.close()
     assert open_descriptors(tmp_path / "relay.db") == 0
+
+
+# -- start-up check -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("netloc,database,says", [
+    ("root:@127.0.0.1:3307", None, "cannot reach MySQL at 127.0.0.1:3307"),
+    ("nobody:@127.0.0.1:3306", None, "MySQL refused user 'nobody'"),
+    ("root:@127.0.0.1:3306", "relay_missing_db", "MySQL has no database 'relay_missing_db'"),
+], ids=["unreachable", "refused", "no-database"])
+def test_start_up_names_what_to_fix_when_mysql_cannot_be_used(mariadb_url, netloc, database, says):
+    with pytest.raises(ConfigError) as refused:
+        check_store(f"mysql://{netloc}/{database or database_of(mariadb_url)}")
+    assert str(refused.value).startswith(says)
+
+
+def test_start_up_passes_a_usable_database_and_names_an_sqlite_file_it_cannot_open(mariadb_url, tmp_path):
+    check_store(mariadb_url)
+    check_store(f"sqlite:///{tmp_path}/relay.db")
+    with pytest.raises(ConfigError, match="cannot open the SQLite file"):
+        check_store(f"sqlite:///{tmp_path}/missing/relay.db")
+
+
+# -- dead letters and desks' own tables -----------------------------------------------------------
+
+async def test_dead_letters_are_listed_newest_first_shown_retried_and_dropped(store):
+    await store.enqueue([NewJob(lane, JobKind.SEND, f"payload {lane}") for lane in "ABC"], NOW - 100)
+    jobs = await store.claim("w", NOW - 100, 10, 30)
+    for job in jobs:
+        await store.give_up(job, "w", f"HTTP 400 for {job.lane}", NOW - 50)
+    a, b, c = (job.id for job in jobs)
+    newest = await store.dead_letters(limit=2)
+    assert [(d.id, d.lane, d.error) for d in newest] == [(c, "C", "HTTP 400 for C"), (b, "B", "HTTP 400 for B")]
+    assert [d.id for d in await store.dead_letters(limit=2, before=b)] == [a]
+    shown = await store.dead_letter(b)
+    assert shown is not None and (shown[0].attempts, shown[1]) == (1, "payload B")
+    assert await store.retry_dead(b, NOW) == 1
+    assert await store.dead_letter(b) is None  # pending again
+    [again] = await store.claim("w", NOW, 10, 30)
+    assert (again.id, again.first_at) == (b, NOW)  # due now, with a fresh retry period
+    assert await store.retry_dead(None, NOW) == 2
+    assert await store.depth() == {"pending": 3, "dead": 0}
+    await store.give_up(again, "w", "HTTP 400", NOW)
+    assert await store.drop_dead(b) and not await store.drop_dead(b)
+    assert await store.depth() == {"pending": 2, "dead": 0}
+
+
+async def test_a_desk_runs_its_own_statements_in_one_transaction(store):
+    def add(cur: Any) -> list[int]:
+        return [store.insert(cur, "INSERT INTO inbox_canned (title, text, updated_at) VALUES (?, ?, ?)", (title, "x", NOW))
+                for title in ("hello", "bye")]
+
+    first, second = await store.transaction(add)
+    assert second == first + 1
+    rows = await store.transaction(lambda cur: store.execute(cur, "SELECT title FROM inbox_canned ORDER BY id").fetchall(),
+                                   write=False)
+    assert [tuple(row) for row in rows] == [("hello",), ("bye",)]
