@@ -132,6 +132,7 @@ async def test_sqlite_reads_do_not_wait_for_a_writer(tmp_path):
         assert await store.depth() == {"pending": 0, "dead": 0}
         assert (await store.conversation("app", "u")).openid == "u"
         assert await store.linked("c4c", "nobody") is None
+        assert await store.dead_letters() == [] and await store.dead_letter(1) is None
     finally:
         writer.execute("ROLLBACK")
         writer.close()
@@ -232,3 +233,32 @@ async def test_a_desk_runs_its_own_statements_in_one_transaction(store):
     rows = await store.transaction(lambda cur: store.execute(cur, "SELECT title FROM inbox_canned ORDER BY id").fetchall(),
                                    write=False)
     assert [tuple(row) for row in rows] == [("hello",), ("bye",)]
+
+
+async def test_dead_letters_come_100_at_a_time_whatever_their_ids(store):
+    await store.enqueue([NewJob(f"lane{n}", JobKind.SEND, "{}") for n in range(130)], NOW)
+    for job in await store.claim("w", NOW, 130, 30):
+        await store.give_up(job, "w", "HTTP 400", NOW)
+    listed = await store.dead_letters()
+    assert len(listed) == 100 and listed[0].id == max(d.id for d in listed) >= 130
+
+
+async def test_a_desks_transaction_that_fails_leaves_nothing(store):
+    def add_then_fail(cur: Any) -> None:
+        store.insert(cur, "INSERT INTO inbox_canned (title, text, updated_at) VALUES (?, ?, ?)", ("t", "x", NOW))
+        raise RuntimeError("the desk changed its mind")
+
+    with pytest.raises(RuntimeError):
+        await store.transaction(add_then_fail)
+    rows = await store.transaction(lambda cur: store.execute(cur, "SELECT COUNT(*) FROM inbox_canned").fetchone(),
+                                   write=False)
+    assert tuple(rows) == (0,)
+
+
+async def test_a_claim_fills_its_limit_with_fresh_jobs_then_the_oldest_heads_and_no_more(store):
+    await store.enqueue([NewJob(lane, JobKind.SEND, f"{lane}{n}") for lane in "AB" for n in (1, 2, 3)], NOW)
+    for job in await store.claim("w", NOW, 10, 30):
+        await store.complete(job, "w")  # A1 and B1: A2 and B2 head a backlog now
+    await store.enqueue([NewJob("C", JobKind.SEND, "C1")], NOW)  # starts an empty lane: fresh
+    claimed = await store.claim("w", NOW, 2, 30)
+    assert [job.payload for job in claimed] == ["C1", "A2"]
