@@ -141,9 +141,25 @@ def summarise(name: str, session: Path) -> dict[str, int]:
                 survivors.append((mutation.start_pos, mutation.operator_name.removeprefix("core/"), result.diff))
             else:
                 counts["other"] += 1
-    text = [f"## line {pos[0]} col {pos[1]}: {operator}\n{diff}" for pos, operator, diff in sorted(survivors)]
-    (WORK / f"{name}.survivors.txt").write_text("\n".join(text))
+    survivors.sort()
+    brief = [f"line {pos[0]}: {changed(diff)}" for pos, _, diff in survivors]
+    full = [f"## line {pos[0]} col {pos[1]}: {operator}\n{diff}" for pos, operator, diff in survivors]
+    (WORK / f"{name}.survivors.txt").write_text("\n".join(brief + [""] + full))
     return counts
+
+
+def changed(diff: str) -> str:
+    """The mutated line of a diff, as `old -> new`, trimmed to what differs."""
+    old = next(line[1:].strip() for line in diff.splitlines() if line.startswith("-") and not line.startswith("---"))
+    new = next(line[1:].strip() for line in diff.splitlines() if line.startswith("+") and not line.startswith("+++"))
+    start = 0
+    while start < min(len(old), len(new)) and old[start] == new[start]:
+        start += 1
+    end = 0
+    while end < min(len(old), len(new)) - start and old[-1 - end] == new[-1 - end]:
+        end += 1
+    start = max(0, old.rfind(" ", 0, max(0, start - 12)) + 1)
+    return f"`{old[start:len(old) - end + 8].strip()}` -> `{new[start:len(new) - end + 8].strip()}`"
 
 
 def cosmic_ray(*args: str | Path) -> None:
@@ -165,22 +181,28 @@ def run(name: str, target: Target) -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("targets", nargs="*", help=", ".join(TARGETS) + " (default: all)")
-    names = parser.parse_args().targets or list(TARGETS)
+    parser.add_argument("--report", action="store_true", help="print the figures of the last run, run nothing")
+    args = parser.parse_args()
+    names = args.targets or list(TARGETS)
     if unknown := set(names) - set(TARGETS):
         parser.error(f"unknown targets: {', '.join(sorted(unknown))}")
-    WORK.mkdir(exist_ok=True)
-    copy_tree()
+    if args.report:
+        names = [name for name in names if (WORK / f"{name}.sqlite").exists()]
+    else:
+        WORK.mkdir(exist_ok=True)
+        copy_tree()
     print(f"{'module':24} {'made':>5} {'annot':>5} {'pairs':>5} {'killed':>6} {'timeout':>7} {'survived':>8} "
           f"{'other':>5} {'survival':>8} {'seconds':>7}")
     for name in names:
-        counts = run(name, TARGETS[name])
+        counts = {**summarise(name, WORK / f"{name}.sqlite"), "seconds": 0} if args.report else run(name, TARGETS[name])
         tested = counts["killed"] + counts["timeout"] + counts["survived"]
         rate = f"{100 * counts['survived'] / tested:.1f} %" if tested else "-"
         print(f"{TARGETS[name].module:24} {counts['made']:5} {counts[ANNOTATION]:5} {counts[NOT_COUNTERPART]:5} "
               f"{counts['killed']:6} "
               f"{counts['timeout']:7} {counts['survived']:8} {counts['other']:5} {rate:>8} {counts['seconds']:7}",
               flush=True)
-    shutil.rmtree(TREE)
+    if not args.report:
+        shutil.rmtree(TREE)
 
 
 if __name__ == "__main__":
