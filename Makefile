@@ -1,4 +1,4 @@
-# Two commands on a fresh machine: `make run` (the service on SQLite, port 8080) and `make test`.
+# Two commands on a fresh machine: `make run` (the demo on SQLite, port 8080) and `make test`.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,8 +11,15 @@ $(BIN)/hypercorn: pyproject.toml
 	touch $@
 
 .PHONY: run test bench mutation
+# `make run` is the demo: the sandbox plays the WeChat user, the built-in inbox is the desk, the state is
+# in ./relay.db; core/demo.py makes an admin on first use and prints the URLs. The environment may
+# override any of the three.
+run: export RELAY_SANDBOX ?= on
+run: export RELAY_DESK ?= inbox
+run: export DATABASE_URL ?= sqlite:///relay.db
 run: $(BIN)/hypercorn
-	$(BIN)/hypercorn cloudrun.app:app --bind 127.0.0.1:$(PORT) --workers 0 --read-timeout 10
+	@$(BIN)/python -m core.demo $(PORT)
+	@$(BIN)/hypercorn cloudrun.app:app --bind 127.0.0.1:$(PORT) --workers 0 --read-timeout 10
 
 test: $(BIN)/hypercorn
 	$(BIN)/ruff check .

@@ -96,7 +96,8 @@ async def relay(store: str, url: str, args: argparse.Namespace, rundir: Path, pr
         await watcher
         dump = await get_json(ports["wechat"], "/_dump")
         final = await get_json(ports["wechat"], "/_stats")
-        sends, expected = final["unique_sends"] - warm["unique_sends"], await accepted(port) - warm_accepted
+        expected = await accepted(port) - warm_accepted
+        sends = len({content for _user, content, _t in dump["sends"] if f"hello {prefix}-" in content})
         figures.update({
             "drain_per_s": round((warm["events"] + expected - at_end["events"]) / max(desk_done - burst_end, 1e-3), 1)
             if desk_done else None,

@@ -6,19 +6,26 @@ at the fake WeChat, lost and duplicated sends.
 C4C (OData): M user messages; figures: activities/s in the fake tenant and tenant calls per
 activity; then one Mashup reply per activity (recipient found by original_id); replies/s at the fake
 WeChat and tenant calls per reply. The fake tenant (tests/fakes/c4c.py, threaded) runs in this process.
+Slack: M user messages from the users (each user's first opens a thread); figures: posts/s in the fake
+channel and Slack calls per message; then one signed Events API reply per message in its thread,
+closed-loop; event acks/s and latency, replies/s at the fake WeChat. Then, against a fake that holds
+chat.postMessage to --slack-rate posts a second per channel (429 with Retry-After: 1 beyond, as Slack
+does), a burst of --slack-burst messages from 20 users: how fast the channel drains, how many 429s it
+costs, and whether order and count hold.
 Easemob: M user messages; figures: IM messages/s at the fake Easemob (tests/fakes/easemob.py, threaded,
 in this process; it does not echo the visitors' messages back here) and Easemob calls per message (the
 first of each user also registers them); then one signed post-send callback per message from the service
 number, closed-loop; callback acks/s and latency, replies/s at the fake WeChat.
 
 Run: `.venv/bin/python bench/desks.py [--pushes 4000] [--messages 1000] [--connections 16] [--users 100]
-[--desks echat,c4c,easemob]`.
+[--desks echat,c4c,easemob,slack] [--slack-rate 1] [--slack-burst 120]`.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import base64
+import itertools
 import json
 import os
 import sys
@@ -39,6 +46,8 @@ from core.desks.echat import pushinfo
 from tests.fakes.c4c import FakeC4C
 from tests.fakes.easemob import FakeEasemob
 from tests.fakes.echat import FakeEchat, sample
+from tests.fakes.slack import CHANNEL, SIGNING_SECRET, FakeSlack, Posted, sign
+from tests.fakes.slack import TOKEN as SLACK_TOKEN
 
 TOKEN, AES_KEY, ECHAT_APPID = "bench-token", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG", "echat-bench"
 INBOUND = base64.b64encode(b"bench:bench-pw").decode()
@@ -187,18 +196,99 @@ async def run_easemob(args: argparse.Namespace, rundir: Path) -> dict[str, Any]:
         kefu.close()
 
 
+def slack_env(slack: FakeSlack, **more: str) -> dict[str, str]:
+    return {"RELAY_DESK": "slack", "SLACK_API_BASE": f"{slack.url}/api", "SLACK_BOT_TOKEN": SLACK_TOKEN,
+            "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_CHANNEL": CHANNEL, **more}
+
+
+def user_posts(slack: FakeSlack) -> list[Posted]:
+    """The users' messages in their threads (the relay's posts with a key that is not a root's)."""
+    return [p for p in list(slack.posts) if p.thread_ts and p.metadata]
+
+
+def slack_order(slack: FakeSlack) -> dict[str, int]:
+    """Posts of users' messages in their threads: duplicates, and pairs out of the user's order."""
+    posts = user_posts(slack)
+    seqs: dict[str, list[int]] = {}
+    for post in posts:
+        seqs.setdefault(post.thread_ts or "", []).append(int(post.text.rsplit("#", 1)[1]))
+    return {"duplicated": len(posts) - len({p.text for p in posts}),
+            "out_of_order": sum(a >= b for seq in seqs.values() for a, b in itertools.pairwise(seq))}
+
+
+async def run_slack(args: argparse.Namespace, rundir: Path) -> dict[str, Any]:
+    slack = FakeSlack()
+    # unpaced: what the relay itself does per message, not Slack's limit (the second phase measures that)
+    relay, fakes, rport, fport = await relay_with(slack_env(slack, SLACK_POSTS_PER_MINUTE="1000000"), rundir, "slack")
+    try:
+        conns = [Conn("127.0.0.1", rport) for _ in range(args.connections)]
+        users = Pushes(args.users, args.connections)
+        phase = await drive(conns, users.phase(args.messages), relay.pid)
+        done = await poll(lambda: len(user_posts(slack)) >= args.messages, time.monotonic() + 120 + args.messages / 5,
+                          "posts in Slack")
+        posts, calls = user_posts(slack), len(slack.requests)
+        events = []
+        for post in posts:
+            body = slack.envelope(slack.reply(post.thread_ts or "", f"echo:{post.text}"))
+            now = str(int(time.time()))
+            events.append(Push(int(post.text.rsplit(" u", 1)[1].split(" ")[0]), 0, post.text, build_request(
+                "POST", "/slack/events", {"Content-Type": "application/json", "X-Slack-Request-Timestamp": now,
+                                          "X-Slack-Signature": sign(now, body)}, body)))
+        reply_phase = await drive(conns, by_connection(events, args.connections), relay.pid)
+        stats = await wait_sends(fport, args.messages, time.monotonic() + 120 + args.messages / 5, "slack replies")
+        return {"messages": args.messages, "message_acks_per_s": phase.summary()["acks_per_s"],
+                "posts_per_s": round(args.messages / (done - phase.t0), 1),
+                "slack_calls_per_message": round(calls / args.messages, 2), "threads": len(slack.roots()),
+                **slack_order(slack), **callback_figures(reply_phase.summary()),
+                "replies_per_s": round(args.messages / (time.monotonic() - reply_phase.t0), 1),
+                "reply_sends": stats["unique_sends"], "duplicated_sends": stats["sends"] - stats["unique_sends"],
+                "rss_mb": round(procs.tree_rss(relay.pid)[0], 1),
+                "limited_paced": await run_slack_limited(args, rundir, {}),
+                "limited_unpaced": await run_slack_limited(args, rundir, {"SLACK_POSTS_PER_MINUTE": "1000000"})}
+    finally:
+        relay.stop()
+        fakes.stop()
+        slack.close()
+
+
+async def run_slack_limited(args: argparse.Namespace, rundir: Path, pace: dict[str, str]) -> dict[str, Any]:
+    slack = FakeSlack()
+    slack.rate = args.slack_rate
+    relay, fakes, rport, _ = await relay_with(slack_env(slack, **pace), rundir, "slack-unpaced" if pace else "slack-paced")
+    try:
+        conns = [Conn("127.0.0.1", rport) for _ in range(args.connections)]
+        users = Pushes(20, args.connections)
+        started = time.time()
+        await drive(conns, users.phase(args.slack_burst), relay.pid)
+        await poll(lambda: len(user_posts(slack)) >= args.slack_burst, time.monotonic() + 120 + args.slack_burst * 4,
+                   "the burst in Slack")
+        took = [float(p.ts) - started for p in user_posts(slack)]
+        refused = [r for r in slack.requests if r.path == "/api/chat.postMessage" and r.status == 429]
+        posted = len(user_posts(slack)) + len(slack.roots())
+        return {"rate_per_channel": args.slack_rate, "burst_messages": args.slack_burst, "users": 20,
+                "drained_s": round(max(took), 1), "posts_per_s": round(posted / max(took), 2),
+                "median_wait_s": round(sorted(took)[len(took) // 2], 1), "ratelimited_answers": len(refused),
+                "ratelimited_per_post": round(len(refused) / posted, 2), **slack_order(slack)}
+    finally:
+        relay.stop()
+        fakes.stop()
+        slack.close()
+
+
 async def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--pushes", type=int, default=4000, help="Echat staff pushes")
     ap.add_argument("--messages", type=int, default=1000, help="C4C user messages (and as many replies)")
     ap.add_argument("--connections", type=int, default=16)
     ap.add_argument("--users", type=int, default=100)
-    ap.add_argument("--desks", default="echat,c4c,easemob", help="which desks, comma-separated")
+    ap.add_argument("--desks", default="echat,c4c,easemob,slack", help="which desks, comma-separated")
+    ap.add_argument("--slack-rate", type=float, default=1.0, help="posts a second per channel the fake Slack allows")
+    ap.add_argument("--slack-burst", type=int, default=120, help="messages in the rate-limited Slack burst")
     args = ap.parse_args()
     rundir = Path(tempfile.mkdtemp(prefix="relay-desks-bench-"))
     out: dict[str, Any] = {"config": vars(args), "cpus": os.cpu_count()}
     code = 0
-    runs = {"echat": run_echat, "c4c": run_c4c, "easemob": run_easemob}
+    runs = {"echat": run_echat, "c4c": run_c4c, "easemob": run_easemob, "slack": run_slack}
     for name, run in ((name, runs[name]) for name in args.desks.split(",")):
         print(f"{name} ...", file=sys.stderr)
         try:

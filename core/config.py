@@ -36,6 +36,7 @@ class Settings:
     worker_concurrency: int = 16
     log_level: str = "info"
     retention: Retention = field(default_factory=Retention)
+    sandbox: bool = False  # RELAY_SANDBOX: /sandbox and an in-process stand-in for the WeChat API
     desks: Mapping[str, DeskSettings] = field(default_factory=dict)  # every registered desk's own settings
 
     @classmethod
@@ -62,6 +63,7 @@ class Settings:
             log_level=env.choice("RELAY_LOG_LEVEL", ("debug", "info", "warning", "error"), "info"),
             retention=Retention(dead_letters=env.int("RELAY_DEAD_KEEP_DAYS", 30) * DAY,
                                 conversations=env.int("RELAY_CONVERSATION_KEEP_DAYS", 90) * DAY),
+            sandbox=env.flag("RELAY_SANDBOX"),
             desks={name: desk.settings_type.from_env(env) for name, desk in registry.items()},
         )
         for name in settings.desks_in_use():

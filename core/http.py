@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import select
 import ssl
+from collections.abc import Mapping
 from typing import Any
 
 import httpcore
@@ -52,8 +53,9 @@ class _Backend(httpcore.AnyIOBackend):
         return _KnownSocketStream(await super().connect_tcp(*args, **kwargs))
 
 
-def make_client() -> httpx.AsyncClient:
-    """One client for every peer: keep-alive connections, 10 s timeouts, no proxies from the environment."""
+def make_client(mounts: Mapping[str, httpx.AsyncBaseTransport] | None = None) -> httpx.AsyncClient:
+    """One client for every peer: keep-alive connections, 10 s timeouts, no proxies from the environment;
+    `mounts` send some hosts to other transports (the sandbox's stand-in for WeChat)."""
     transport = httpx.AsyncHTTPTransport(limits=httpx.Limits(max_connections=MAX_CONNECTIONS,
                                                              max_keepalive_connections=MAX_KEEPALIVE))
     # httpx 0.28 takes no network backend; its pool is replaced by the same pool on the stream above
@@ -61,7 +63,7 @@ def make_client() -> httpx.AsyncClient:
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=transport._pool._ssl_context, max_connections=MAX_CONNECTIONS,
         max_keepalive_connections=MAX_KEEPALIVE, network_backend=_Backend())
-    return httpx.AsyncClient(transport=transport, timeout=TIMEOUT, trust_env=False)
+    return httpx.AsyncClient(transport=transport, timeout=TIMEOUT, trust_env=False, mounts=dict(mounts or {}))
 
 
 async def send(client: httpx.AsyncClient, method: str, url: str, **kwargs: Any) -> httpx.Response:
@@ -81,13 +83,14 @@ def check_status(response: httpx.Response, detail: str = "") -> httpx.Response:
     message = f"{response.request.method} {safe_url(str(response.request.url))}: HTTP {response.status_code}"
     message += f": {detail}" if detail else ""
     if response.status_code in (401, 403):
-        raise CredentialsRefused(message, retry_after=_retry_after(response))
+        raise CredentialsRefused(message, retry_after=retry_after(response))
     if response.status_code >= 500 or response.status_code in RETRYABLE_STATUS:
-        raise TransientDeliveryError(message, retry_after=_retry_after(response))
+        raise TransientDeliveryError(message, retry_after=retry_after(response))
     raise PermanentDeliveryError(message)
 
 
-def _retry_after(response: httpx.Response) -> float | None:
+def retry_after(response: httpx.Response) -> float | None:
+    """Seconds from a Retry-After header in seconds; None when absent or a date."""
     value = response.headers.get("retry-after", "")
     return float(value) if value.isdigit() else None
 

@@ -37,6 +37,7 @@ from core.models import (
     UserMessage,
 )
 from core.outbox import Outbox
+from core.sandbox import Sandbox
 from core.store import SqlStore, open_store
 from core.web import SUCCESS, Request, Response
 from core.wechat.api import WeChatApi
@@ -58,8 +59,8 @@ def group_by_id(replies: Iterable[AgentReply]) -> dict[str, list[AgentReply]]:
 
 class Relay:
     def __init__(self, settings: Settings, store: SqlStore, http: httpx.AsyncClient,
-                 clock: Callable[[], float] = time.time) -> None:
-        self.settings, self.store, self.http, self.clock = settings, store, http, clock
+                 clock: Callable[[], float] = time.time, sandbox: Sandbox | None = None) -> None:
+        self.settings, self.store, self.http, self.clock, self.sandbox = settings, store, http, clock, sandbox
         self.metrics = Metrics()
         self.wechat = WeChatApi(settings.wechat, http, self.metrics, clock)
         self.push_verifier = PushVerifier(settings.wechat, clock)
@@ -82,7 +83,9 @@ class Relay:
         if wx.push_trust == "header" and wx.push_path == "/":
             log.warning("pushes on / are believed on an x-wx-source header, which anyone can send when public access "
                         "is on: set WX_PUSH_PATH to a secret path, the same in the message-push settings")
-        relay = cls(settings, store, make_client())
+        # The one switch of the sandbox: its routes, and WeChat calls answered in process.
+        sandbox = Sandbox(settings.wechat) if settings.sandbox else None
+        relay = cls(settings, store, make_client(sandbox.mounts if sandbox else None), sandbox=sandbox)
         for desk in relay.desks.values():
             await desk.open()
         return relay
@@ -109,6 +112,8 @@ class Relay:
             if request.path == "/metrics":
                 return Response(200, self.metrics.render(await self.store.depth()),
                                 {"content-type": self.metrics.content_type})
+            if self.sandbox and (request.path == "/sandbox" or request.path.startswith("/sandbox/")):
+                return await self.sandbox.serve(request, self.handle)
             served = self._prefix_route(request.path)
             if served is not None:
                 try:
@@ -206,6 +211,11 @@ class Relay:
                     return desk
         return None
 
+    def caller_waits(self, path: str) -> float | None:
+        """How long the caller of a desk's callback route waits for the answer, where its desk says."""
+        desk = self.callback_routes.get(path)
+        return desk.caller_waits if desk else None
+
     def desk_of(self, conversation: Conversation) -> str | None:
         """The desk a conversation is routed to: its own route, else RELAY_DESK."""
         return conversation.desk or self.settings.desk
@@ -269,9 +279,12 @@ class Relay:
     async def _send(self, reply: AgentReply) -> None:
         desk = self.desks.get(reply.desk)
         try:
-            reply = await desk.resolve_recipient(reply) if desk else reply
+            resolved = await desk.resolve_recipient(reply) if desk else reply
         except UnknownRecipient as exc:
             return await self._undeliverable(reply, Reason.UNKNOWN_USER, None, exc.message)
+        if resolved is None:  # for the desk itself (say, closing a thread), and done
+            return None
+        reply = resolved
         conversation = await self.store.conversation(reply.app_id, reply.openid)
         if conversation is None or self.desk_of(conversation) != reply.desk:
             return await self._undeliverable(reply, Reason.UNKNOWN_USER, None,

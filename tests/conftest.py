@@ -14,6 +14,7 @@ import pytest
 
 from tests.fakes.c4c import FakeC4C
 from tests.fakes.easemob import FakeEasemob
+from tests.fakes.slack import FakeSlack
 from tests.fakes.webhook import HOOK, FakeWebhookDesk
 from tests.fakes.wechat import FakeWeChat
 from tests.service import Service
@@ -58,6 +59,13 @@ def c4c() -> Iterator[FakeC4C]:
 @pytest.fixture
 def easemob() -> Iterator[FakeEasemob]:
     fake = FakeEasemob()
+    yield fake
+    fake.close()
+
+
+@pytest.fixture
+def slack() -> Iterator[FakeSlack]:
+    fake = FakeSlack()
     yield fake
     fake.close()
 

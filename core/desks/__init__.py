@@ -9,6 +9,7 @@ from core.desks.c4c import C4CDesk
 from core.desks.easemob import EasemobDesk
 from core.desks.echat import EchatDesk
 from core.desks.inbox import InboxDesk
+from core.desks.slack import SlackDesk
 from core.desks.webhook import WebhookDesk
 
 REGISTRY: dict[str, type[Desk[Any]]] = {
@@ -18,6 +19,7 @@ REGISTRY: dict[str, type[Desk[Any]]] = {
         C4CDesk,
         EchatDesk,
         EasemobDesk,
+        SlackDesk,
     )
 }
 

@@ -69,6 +69,7 @@ class Desk(abc.ABC, Generic[S]):
     route_prefix: ClassVar[str | None] = None
     # Quirks core reads instead of branching on the desk's name.
     needs_known_recipient: ClassVar[bool] = True  # replies must name a user core knows (else 404)
+    caller_waits: ClassVar[float | None] = None  # seconds the desk waits for a callback's answer, if it says
 
     def __init__(self, settings: S, http: httpx.AsyncClient, store: SqlStore,
                  clock: Callable[[], float] = time.time) -> None:
@@ -108,8 +109,10 @@ class Desk(abc.ABC, Generic[S]):
         """The outbox jobs that send a reply's pieces, in order, each in its lane."""
         return [NewJob(self.reply_lane(piece), JobKind.SEND, piece.to_json()) for piece in pieces]
 
-    async def resolve_recipient(self, reply: AgentReply) -> AgentReply:
-        """The reply with its user filled in (desks that look the user up); raise UnknownRecipient."""
+    async def resolve_recipient(self, reply: AgentReply) -> AgentReply | None:
+        """The reply with its user filled in (desks that look the user up); raise UnknownRecipient. None
+        when nothing is to be sent: the reply was for the desk itself (say, closing a thread) and the
+        desk has acted on it, or it is chatter the desk cannot tell apart before looking it up."""
         if reply.app_id and reply.openid:
             return reply
         raise UnknownRecipient(f"{self.name} reply {reply.id} names no user")

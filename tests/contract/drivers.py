@@ -18,6 +18,7 @@ from tests.fakes.c4c import ODATA, FakeC4C
 from tests.fakes.easemob import FakeEasemob
 from tests.fakes.echat import FakeEchat, sample
 from tests.fakes.server import FakeServer
+from tests.fakes.slack import CHANNEL, POST, SIGNING_SECRET, TOKEN, FakeSlack, Posted
 from tests.fakes.webhook import HOOK, FakeWebhookDesk, post_reply
 from tests.fakes.wechat import FakeWeChat
 from tests.inbox import PASSWORD, Agent, conversation_path, setup_token
@@ -204,6 +205,45 @@ class EasemobDriver(DeskDriver):
         return any("relay_notice" in m["ext"] and text in m["body"]["msg"] for m in self._from(openid))
 
 
+class SlackDriver(DeskDriver):
+    """Each user has a thread in the fake's channel; agents answer in it through signed Events API
+    requests. A reply id stands for one Slack message (one ts): sending it again is Slack's retry."""
+
+    name = "slack"
+
+    def __init__(self, wechat: FakeWeChat) -> None:
+        super().__init__(wechat)
+        self.fake = self.slack = FakeSlack()
+        self.messages: dict[str, str] = {}  # reply id -> the ts of the agent's message
+
+    def env(self) -> dict[str, str]:
+        return {"SLACK_API_BASE": f"{self.slack.url}/api", "SLACK_BOT_TOKEN": TOKEN,
+                "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_CHANNEL": CHANNEL}
+
+    def _posts(self, openid: str) -> list[Posted]:
+        """Everything in the user's threads, oldest thread first."""
+        return [p for root in self.slack.roots() if openid in root.text for p in self.slack.in_thread(root.ts)]
+
+    def seen(self, openid: str) -> list[str]:
+        """The user's messages: the posts that carry the relay's metadata (notes and warnings do not)."""
+        return [p.text for p in self._posts(openid) if p.metadata]
+
+    def fail_next_deliveries(self, times: int) -> None:
+        self.slack.script(POST, *[(503, {"error": "busy"})] * times)
+
+    def reply(self, service: Service, openid: str, text: str, reply_id: str, *, forged: bool = False,
+              stale: bool = False) -> httpx.Response:
+        root = self.wechat.wait_for(lambda: [r for r in self.slack.roots() if openid in r.text],
+                                    what="the user's thread")[-1]
+        ts = self.messages.setdefault(reply_id, self.slack.reply(root.ts, "")["ts"])
+        body = self.slack.envelope(self.slack.reply(root.ts, text, ts=ts, event_ts=ts), f"Ev{reply_id}")
+        forgery = {"x_slack_signature": "v0=" + "0" * 64} if forged else {}
+        return self.slack.send(service, body, timestamp=int(time.time()) - 3600 if stale else None, **forgery)
+
+    def refusal_reported(self, service: Service, openid: str, text: str) -> bool:
+        return any("Not delivered" in p.text and text in p.text for p in self._posts(openid))
+
+
 
 
 class InboxDriver(DeskDriver):
@@ -252,7 +292,7 @@ class InboxDriver(DeskDriver):
         return sum(m["direction"] == "out" for m in self.agent.messages(openid))
 
 
-DRIVERS: list[type[DeskDriver]] = [WebhookDriver, C4CDriver, EchatDriver, EasemobDriver, InboxDriver]
+DRIVERS: list[type[DeskDriver]] = [WebhookDriver, C4CDriver, EchatDriver, EasemobDriver, InboxDriver, SlackDriver]
 
 
 def user_texts(wechat: FakeWeChat, openid: str, expected: set[str]) -> list[str]:

@@ -38,6 +38,7 @@ class FakeServer:
     requests: list[Recorded] = field(default_factory=list)
     down: int | None = None  # when set, every unscripted request gets this status (an outage)
     delay: float = 0.0  # seconds before each answer (a slow peer)
+    port: int = 0  # 0: any free port; a given one brings a peer back where the service expects it
 
     def __post_init__(self) -> None:
         self._scripts: dict[str, deque[Answer]] = defaultdict(deque)
@@ -55,7 +56,7 @@ class FakeServer:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()

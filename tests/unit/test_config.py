@@ -210,3 +210,11 @@ def test_every_desk_declares_its_settings():
         assert desk.name == name
         assert desk.settings_type is not DeskSettings, f"{name} has no settings of its own"
         assert dataclasses.is_dataclass(desk.settings_type) and desk.settings_type.__dataclass_params__.frozen
+
+
+def test_sandbox_is_off_unless_switched_on():
+    assert Settings.from_env({}).sandbox is False
+    assert Settings.from_env({"RELAY_SANDBOX": "on"}).sandbox is True
+    assert Settings.from_env({"RELAY_SANDBOX": "off"}).sandbox is False
+    with pytest.raises(ConfigError, match="RELAY_SANDBOX"):
+        Settings.from_env({"RELAY_SANDBOX": "maybe"})
