@@ -23,6 +23,7 @@ from core.errors import Unauthorized, UnknownRecipient
 from core.http import make_client
 from core.models import WINDOW_SECONDS, AgentReply, Conversation, NewJob, UserMessage
 from core.relay import Relay
+from core.sandbox import Sandbox
 from core.store import open_store
 from core.web import Request, Response
 from core.wechat import crypto
@@ -51,6 +52,7 @@ class ScriptDesk(Desk[DeskSettings]):
 
     name = "script"
     callback_paths = ("/script/callback",)
+    caller_waits = 3.0
     route_prefix = "/script-pages"
     needs_known_recipient = False
 
@@ -82,10 +84,10 @@ class ScriptDesk(Desk[DeskSettings]):
         self.delivered.append((message, conversation))
         return Delivered(thread=self.thread, replies=self.replies)
 
-    async def resolve_recipient(self, reply: AgentReply) -> AgentReply:
+    async def resolve_recipient(self, reply: AgentReply) -> AgentReply | None:
         if reply.openid == "nobody":
             raise UnknownRecipient("the desk knows no such visitor")
-        return reply
+        return None if reply.openid == "the-desk-itself" else reply
 
     async def undeliverable(self, reply: AgentReply, reason: str, errcode: int | None, detail: str,
                             conversation: Conversation | None) -> None:
@@ -114,12 +116,13 @@ async def make_relay(tmp_path, wechat: FakeWeChat, desk: FakeWebhookDesk, monkey
     monkeypatch.setitem(REGISTRY, "script", ScriptDesk)
     made: list[Relay] = []
 
-    async def make(clock: Clock | None = None, **overrides: str | None) -> Relay:
+    async def make(clock: Clock | None = None, sandbox: bool = False, **overrides: str | None) -> Relay:
         env = {"DATABASE_URL": f"sqlite:///{tmp_path}/relay.db", "WX_API_BASE": wechat.url, "RELAY_DESK": "webhook",
                "WEBHOOK_URL": desk.url + HOOK, "WEBHOOK_SECRET": desk.secret, "RELAY_ROUTES": "vip:script",
                **overrides}
         settings = Settings.from_env({k: v for k, v in env.items() if v is not None})
-        relay = Relay(settings, await open_store(settings.database_url), make_client(), clock or Clock())
+        relay = Relay(settings, await open_store(settings.database_url), make_client(), clock or Clock(),
+                      sandbox=Sandbox(settings.wechat) if sandbox else None)
         made.append(relay)
         return relay
 
@@ -221,6 +224,22 @@ async def test_a_page_request_that_may_change_something_wakes_the_outbox(relay):
     assert not relay.outbox._wake.is_set()
     await relay.handle(request("/script-pages/inbox/reply", method="POST"))
     assert relay.outbox._wake.is_set()
+
+
+async def test_the_sandbox_serves_its_routes_only_when_it_is_on(make_relay):
+    on, off = await make_relay(sandbox=True), await make_relay()
+    for path in ("/sandbox/api/messages", "/sandbox/api/messages/"):
+        answer = await on.handle(request(path, method="GET", query={"openid": "oSandboxUser0001"}))
+        assert answer.status == 200 and body(answer)["messages"] == []
+    assert (await on.handle(request("/sandboxx", method="GET"))).status == 404
+    assert (await on.handle(request("/sandbox", method="GET"))).status != 404
+    assert (await off.handle(request("/sandbox", method="GET"))).status == 404
+
+
+async def test_a_desk_callback_says_how_long_its_caller_waits(relay):
+    assert relay.caller_waits("/script/callback") == 3.0
+    assert relay.caller_waits("/webhook/reply") is None  # the webhook desk does not say
+    assert relay.caller_waits("/nowhere") is None
 
 
 async def test_pushes_come_on_the_secret_push_path_only(make_relay):
@@ -493,6 +512,13 @@ async def test_a_refused_typing_indicator_is_not_reported(relay, wechat):
     assert script(relay).notices == []
     assert await relay.store.depth() == {"pending": 0, "dead": 0}
     assert (await relay.store.conversation(APP, "fromUser")).window_until == 0
+
+
+async def test_a_reply_the_desk_keeps_for_itself_is_neither_sent_nor_reported(relay, wechat):
+    await script_callback(relay, replies=[{"id": "close-thread", "openid": "the-desk-itself"}])
+    await relay.outbox.drain(5)
+    assert wechat.sends() == [] and script(relay).notices == []
+    assert await relay.store.depth() == {"pending": 0, "dead": 0}
 
 
 async def test_replies_to_users_nobody_knows_are_reported_without_a_conversation(relay, wechat):
