@@ -310,6 +310,7 @@ async def test_an_idle_run_polls_once_a_second_and_outlives_a_failed_prune(sqlit
 
 
 async def test_run_keeps_at_most_concurrency_jobs_in_flight(sqlite_store, clock):
+    """Three at once: an outbox told nothing about intake is never held to the busy limit of two."""
     gate, in_flight, peak = asyncio.Event(), [0], [0]
 
     async def blocked(job: Job) -> None:
@@ -319,16 +320,16 @@ async def test_run_keeps_at_most_concurrency_jobs_in_flight(sqlite_store, clock)
         in_flight[0] -= 1
 
     await sqlite_store.enqueue([NewJob(f"lane{i}", "k", str(i)) for i in range(5)], NOW)
-    outbox = make_outbox(sqlite_store, blocked, clock, concurrency=2)
+    outbox = make_outbox(sqlite_store, blocked, clock, concurrency=3)
     task = await running(outbox)
-    await wait_until(lambda: _true(peak[0] == 2))
+    await wait_until(lambda: _true(peak[0] == 3))
     outbox.wake()  # a claim now must find no free slot
-    await asyncio.sleep(0.2)  # a bounded wait: nothing more may start while two are blocked
-    assert peak[0] == 2
+    await asyncio.sleep(0.2)  # a bounded wait: nothing more may start while three are blocked
+    assert peak[0] == 3
     gate.set()
     await wait_until(lambda: _is(sqlite_store, {"pending": 0, "dead": 0}))
     await stop(task)
-    assert peak[0] == 2
+    assert peak[0] == 3
 
 
 async def test_while_intake_is_busy_the_worker_keeps_to_two_jobs(sqlite_store, clock):
