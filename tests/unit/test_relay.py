@@ -66,6 +66,7 @@ class ScriptDesk(Desk[DeskSettings]):
         self.sent_ids: list[str] = []
         self.upkeep: list[float] = []
         self.fail_sent = False
+        self.opened = False
 
     def parse_callback(self, request: Request) -> Callback:
         if request.header("x-key") != "ok":
@@ -103,6 +104,9 @@ class ScriptDesk(Desk[DeskSettings]):
 
     async def housekeeping(self, now: float) -> None:
         self.upkeep.append(now)
+
+    async def open(self) -> None:
+        self.opened = True
 
     async def close(self) -> None:
         self.closed = True
@@ -234,6 +238,12 @@ async def test_the_sandbox_serves_its_routes_only_when_it_is_on(make_relay):
     assert (await on.handle(request("/sandboxx", method="GET"))).status == 404
     assert (await on.handle(request("/sandbox", method="GET"))).status != 404
     assert (await off.handle(request("/sandbox", method="GET"))).status == 404
+    assert (await on.handle(request("/script-pages", method="GET"))).status == 200  # sorts after /sandbox
+
+
+async def test_with_the_sandbox_on_a_desk_prefix_sorting_before_it_is_still_the_desks(make_relay):
+    relay = await make_relay(sandbox=True, RELAY_ROUTES="vip:script,help:inbox")
+    assert (await relay.handle(request("/inbox", method="GET"))).status != 404
 
 
 async def test_a_desk_callback_says_how_long_its_caller_waits(relay):
@@ -251,6 +261,8 @@ async def test_pushes_come_on_the_secret_push_path_only(make_relay):
     assert relay.refusal_before_body(request("/"), 1000) is None
     assert (await relay.handle(request(path, push_body(MsgId=3)))).status == 403  # no x-wx-source
     assert sample(relay, "relay_requests_refused_total", route="push", status="403") == 2  # named, never spelled
+    assert (await relay.handle(request("/abc", method="GET"))).status == 404  # sorts before the push path
+    assert sample(relay, "relay_requests_refused_total", route="other", status="404") == 2
     assert await relay.store.depth() == {"pending": 1, "dead": 0}
 
 
@@ -514,6 +526,15 @@ async def test_a_refused_typing_indicator_is_not_reported(relay, wechat):
     assert (await relay.store.conversation(APP, "fromUser")).window_until == 0
 
 
+async def test_a_reply_into_another_desks_conversation_is_reported_not_sent(relay, wechat):
+    await push(relay)  # the webhook desk's user; the script desk does not check recipients at intake
+    await script_callback(relay, replies=[{"id": "r1"}])
+    await relay.outbox.drain(5)
+    assert wechat.sends() == []
+    assert [(n[0], n[1], n[3]) for n in script(relay).notices] == [
+        ("r1", "unknown_user", "no conversation with this user on the script desk")]
+
+
 async def test_a_reply_the_desk_keeps_for_itself_is_neither_sent_nor_reported(relay, wechat):
     await script_callback(relay, replies=[{"id": "close-thread", "openid": "the-desk-itself"}])
     await relay.outbox.drain(5)
@@ -581,6 +602,23 @@ async def test_start_opens_the_store_named_in_the_settings(tmp_path):
     relay = await Relay.start(settings)
     try:
         assert (await relay.handle(request("/healthz", method="GET"))).status == 200
-        assert (tmp_path / "started.db").exists()
+        assert (tmp_path / "started.db").exists() and relay.sandbox is None
+    finally:
+        await relay.close()
+
+
+@pytest.mark.parametrize("env,warned", [
+    ({}, True), ({"WX_PUSH_PATH": "/wx/0123456789abcdef"}, False), ({"WX_PUSH_TRUST": "network"}, False),
+    ({"WX_PUSH_TRUST": "signed", "WX_TOKEN": TOKEN}, False),
+], ids=["header-on-root", "secret-path", "network", "signed"])
+async def test_start_warns_when_pushes_on_root_are_believed_on_a_header(tmp_path, monkeypatch, env, warned):
+    monkeypatch.setitem(REGISTRY, "script", ScriptDesk)
+    settings = Settings.from_env({"DATABASE_URL": f"sqlite:///{tmp_path}/started.db", "RELAY_ROUTES": "vip:script",
+                                  "RELAY_SANDBOX": "on", **env})
+    with captured("relay.relay") as logged:
+        relay = await Relay.start(settings)
+    try:
+        assert any("WX_PUSH_PATH" in message for message in logged.messages()) is warned
+        assert relay.sandbox is not None and script(relay).opened
     finally:
         await relay.close()
