@@ -10,7 +10,7 @@ $(BIN)/hypercorn: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-.PHONY: run test bench
+.PHONY: run test bench mutation
 # `make run` is the demo: the sandbox plays the WeChat user, the built-in inbox is the desk, the state is
 # in ./relay.db; core/demo.py makes an admin on first use and prints the URLs. The environment may
 # override any of the three.
@@ -25,6 +25,14 @@ test: $(BIN)/hypercorn
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -q
+
+# Mutation run over the store, signing, crypto, relay and outbox (docs/mutation.md); MUTANTS="signing crypto" for some.
+$(BIN)/cosmic-ray: $(BIN)/hypercorn
+	$(BIN)/pip install --quiet -e '.[test,mutation]'
+	touch $@
+
+mutation: $(BIN)/cosmic-ray
+	nice -n 15 $(BIN)/python mutation/run.py $(MUTANTS)
 
 bench: $(BIN)/hypercorn
 	$(BIN)/python bench/load.py

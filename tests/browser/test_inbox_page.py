@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from playwright.sync_api import Browser, Page, Request, expect
 
-from tests.browser.conftest import PHONE, eventually, log_in, png, screenshot
+from tests.browser.conftest import PHONE, log_in, png, screenshot
+from tests.polling import eventually
 from tests.service import Service
 
 # Records the browser notifications the page shows (the real constructor still runs).

@@ -188,6 +188,14 @@ def test_non_base64_or_short_encrypt_is_bad_request(encrypt):
         decrypt(encrypt, A["encoding_aes_key"], A["appid"])
 
 
+@pytest.mark.parametrize("encrypt", ["", base64.b64encode(b"x" * 16).decode(), base64.b64encode(b"x" * 48).decode()],
+                         ids=["empty", "one-aes-block", "one-and-a-half-padded-blocks"])
+def test_encrypt_not_in_whole_32_byte_blocks_is_refused_before_decrypting(encrypt):
+    # WeChat pads to 32 bytes: anything else is refused by the length check, with its own message.
+    with pytest.raises(BadRequest, match="32-byte blocks"):
+        decrypt(encrypt, A["encoding_aes_key"], A["appid"])
+
+
 @pytest.mark.parametrize("given", ["0" * 40, None, "", A["expected"]["signature"][:-1]],
                          ids=["zeros", "missing", "empty", "truncated"])
 def test_wrong_signature_is_unauthorized(given):

@@ -80,3 +80,15 @@ def test_verify_rejects_a_non_numeric_timestamp(timestamp):
 def test_verify_rejects_missing_headers(timestamp, signature):
     with pytest.raises(Unauthorized):
         verify(SECRET, timestamp, signature, BODY, NOW)
+
+
+def test_verify_reads_timestamps_of_up_to_twelve_digits_zero_padded_too():
+    timestamp = "00" + stamp()  # 12 characters, still NOW
+    verify(SECRET, timestamp, sign(SECRET, timestamp, BODY), BODY, NOW)
+
+
+@pytest.mark.parametrize("timestamp", ["000" + stamp(), "9" * 5000], ids=["13-zero-padded", "5000-digits"])
+def test_verify_refuses_timestamps_over_twelve_digits_before_reading_them(timestamp):
+    # "000" + NOW would be fresh if read; 5000 digits would make int() raise ValueError, not Unauthorized.
+    with pytest.raises(Unauthorized, match="stale or malformed"):
+        verify(SECRET, timestamp, sign(SECRET, timestamp, BODY), BODY, NOW)
