@@ -314,8 +314,10 @@ async def test_an_upsert_inserts_then_updates_the_row_with_the_same_keys(store):
     ("INSERT INTO inbox_sessions (token_hash, agent_id, created_at, expires_at) VALUES (?, 1, 0, 1)", ("t1", "t2"), False),
     ("INSERT INTO inbox_messages (conversation_id, direction, kind, at) VALUES (1, 'in', ?, 5)", ("text", "image"), False),
     ("INSERT INTO inbox_events (id, at, kind) VALUES (?, 5, 'message')", (1, 2), False),
+    ("INSERT INTO inbox_conversations (app_id, openid) VALUES ('app', ?)", ("new1", "new2"), False),
+    ("INSERT INTO inbox_login_failures (throttle_key, failed_at) VALUES (?, 5)", ("ip:1", "ip:1"), False),
 ], ids=["agent-name", "conversation-user", "message-ref", "sessions-of-one-agent", "messages-at-one-time",
-        "events-at-one-time"])
+        "events-at-one-time", "new-conversations-alike", "failures-at-one-time"])
 async def test_the_inbox_tables_keep_unique_only_what_must_be(store, statement, values, unique):
     await store.transaction(lambda cur: store.execute(cur, statement, (values[0],)))
     if unique:
