@@ -8,6 +8,7 @@ import contextlib
 import os
 import sqlite3
 import threading
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -262,3 +263,65 @@ async def test_a_claim_fills_its_limit_with_fresh_jobs_then_the_oldest_heads_and
     await store.enqueue([NewJob("C", JobKind.SEND, "C1")], NOW)  # starts an empty lane: fresh
     claimed = await store.claim("w", NOW, 2, 30)
     assert [job.payload for job in claimed] == ["C1", "A2"]
+
+
+@pytest.fixture
+def mysql_user(root) -> Iterator[str]:
+    """A user with the password "pw", no grants, made for one test; `ACCOUNT LOCK` on request."""
+    name = f"relay_{uuid.uuid4().hex[:10]}"
+    cur = root.cursor()
+    cur.execute(f"CREATE USER '{name}'@'%' IDENTIFIED BY 'pw'")
+    yield name
+    cur.execute(f"DROP USER IF EXISTS '{name}'@'%'")
+
+
+@pytest.mark.parametrize("netloc,says", [
+    ("root:wrong@127.0.0.1:3306", "MySQL refused user 'root'"),
+    ("127.0.0.2", "cannot reach MySQL at 127.0.0.2:3306"),  # no port: the default is named
+], ids=["wrong-password", "default-port"])
+def test_start_up_names_the_user_or_the_address_it_tried(mariadb_url, netloc, says):
+    with pytest.raises(ConfigError) as refused:
+        check_store(f"mysql://{netloc}/{database_of(mariadb_url)}")
+    assert str(refused.value).startswith(says)
+
+
+def test_start_up_names_a_database_the_user_may_not_use_or_any_other_refusal(mariadb_url, mysql_user, root):
+    with pytest.raises(ConfigError) as refused:
+        check_store(f"mysql://{mysql_user}:pw@127.0.0.1:3306/{database_of(mariadb_url)}")
+    assert str(refused.value).startswith(f"MySQL user '{mysql_user}' may not use database '{database_of(mariadb_url)}'")
+    root.cursor().execute(f"ALTER USER '{mysql_user}'@'%' ACCOUNT LOCK")
+    with pytest.raises(ConfigError) as refused:
+        check_store(f"mysql://{mysql_user}:pw@127.0.0.1:3306/{database_of(mariadb_url)}")
+    assert str(refused.value) == "MySQL at 127.0.0.1:3306 failed: OperationalError 4151 Access denied, this account is locked"
+
+
+# -- desks' tables: upserts and unique indexes ----------------------------------------------------
+
+async def test_an_upsert_inserts_then_updates_the_row_with_the_same_keys(store):
+    upsert = store.dialect.upsert("inbox_reads", ("agent_id", "conversation_id", "read_count"), ("agent_id", "conversation_id"))
+    for count in (5, 7):
+        await store.transaction(lambda cur, count=count: store.execute(cur, upsert, (1, 2, count)))
+    rows = await store.transaction(lambda cur: store.execute(cur, "SELECT agent_id, conversation_id, read_count FROM"
+                                                                  " inbox_reads").fetchall(), write=False)
+    assert [tuple(row) for row in rows] == [(1, 2, 7)]
+
+
+@pytest.mark.parametrize("statement,values,unique", [
+    ("INSERT INTO inbox_agents (name, password_hash, created_at) VALUES (?, 'h', 0)", ("ann", "ann"), True),
+    ("INSERT INTO inbox_conversations (app_id, openid) VALUES ('app', ?)", ("u1", "u1"), True),
+    ("INSERT INTO inbox_messages (conversation_id, direction, kind, at, ref) VALUES (1, 'in', 'text', 0, ?)",
+     ("r1", "r1"), True),
+    ("INSERT INTO inbox_sessions (token_hash, agent_id, created_at, expires_at) VALUES (?, 1, 0, 1)", ("t1", "t2"), False),
+    ("INSERT INTO inbox_messages (conversation_id, direction, kind, at) VALUES (1, 'in', ?, 5)", ("text", "image"), False),
+    ("INSERT INTO inbox_events (id, at, kind) VALUES (?, 5, 'message')", (1, 2), False),
+    ("INSERT INTO inbox_conversations (app_id, openid) VALUES ('app', ?)", ("new1", "new2"), False),
+    ("INSERT INTO inbox_login_failures (throttle_key, failed_at) VALUES (?, 5)", ("ip:1", "ip:1"), False),
+], ids=["agent-name", "conversation-user", "message-ref", "sessions-of-one-agent", "messages-at-one-time",
+        "events-at-one-time", "new-conversations-alike", "failures-at-one-time"])
+async def test_the_inbox_tables_keep_unique_only_what_must_be(store, statement, values, unique):
+    await store.transaction(lambda cur: store.execute(cur, statement, (values[0],)))
+    if unique:
+        with pytest.raises(store.dialect.integrity_errors):
+            await store.transaction(lambda cur: store.execute(cur, statement, (values[1],)))
+    else:
+        await store.transaction(lambda cur: store.execute(cur, statement, (values[1],)))
